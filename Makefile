@@ -1,0 +1,29 @@
+# `make run`: set up .venv and start the app.  `make test`: set up .venv (+ test extras) and run the suite.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+TEST_ENV = OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
+
+.PHONY: run test bench setup setup-dev
+
+$(VENV)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.runtime
+setup-dev: $(VENV)/.dev
+
+run: setup
+	GRADIO_ANALYTICS_ENABLED=False $(PY) app.py
+
+test: setup-dev
+	$(TEST_ENV) $(PY) -m pytest -q -rs tests
+
+bench: setup
+	$(PY) benchmarks/model_speed.py
