@@ -277,3 +277,61 @@ def convert_official_state_dict(
             raise CheckpointError(f"{name}: converted {target} values from {source} in the checkpoint")
     unused = sorted(k for k in sd if _is_unused(k))
     return ConvertedCheckpoint(configs=configs, state_dicts=state_dicts, unused=unused)
+
+
+COMPONENT_CLASSES = {
+    "unet": "StableVITONUNet",
+    "garment_encoder": "GarmentEncoder",
+    "vae": "AutoencoderKL",
+    "image_encoder": "GarmentImageEncoder",
+}
+
+
+def _component_class(name: str):
+    from diffusers import AutoencoderKL
+
+    from .garment_encoder import GarmentEncoder
+    from .image_encoder import GarmentImageEncoder
+    from .unet import StableVITONUNet
+
+    return {"unet": StableVITONUNet, "garment_encoder": GarmentEncoder, "vae": AutoencoderKL,
+            "image_encoder": GarmentImageEncoder}[name]
+
+
+def instantiate(name: str, config: dict, state_dict: dict[str, torch.Tensor] | None = None,
+                torch_dtype: torch.dtype | None = None):
+    """Build a component; with a state dict, on the meta device first so nothing is initialised twice."""
+    cls = _component_class(name)
+    if state_dict is None:
+        model = cls(**config)
+    else:
+        with torch.device("meta"):
+            model = cls(**config)
+        model.load_state_dict(state_dict, strict=True, assign=True)
+        for module_name, module in model.named_modules():  # non-persistent buffers are not in any state dict
+            for buf_name, buf in list(module.named_buffers(recurse=False)):
+                if not buf.is_meta:
+                    continue
+                if buf_name == "position_ids":
+                    module.register_buffer(buf_name, torch.arange(buf.shape[-1]).expand(buf.shape), persistent=False)
+                else:
+                    raise CheckpointError(f"{name}: buffer {module_name}.{buf_name} has no value")
+    model = model.to(torch_dtype) if torch_dtype is not None else model.float()
+    return model.eval()
+
+
+def build_components(sd: dict[str, torch.Tensor], clip_num_attention_heads: int | None = None,
+                     torch_dtype: torch.dtype | None = None) -> tuple[dict, list[str]]:
+    """Official state dict -> {unet, garment_encoder, vae, image_encoder} modules, plus a report."""
+    converted = convert_official_state_dict(sd, clip_num_attention_heads=clip_num_attention_heads)
+    components = {name: instantiate(name, converted.configs[name], converted.state_dicts[name], torch_dtype)
+                  for name in COMPONENT_CLASSES}
+    report = [f"unused by design: {', '.join(converted.unused)}"] if converted.unused else []
+    if "alphas_cumprod" in sd:
+        from .schedulers import make_scheduler
+
+        ours = make_scheduler("plms").alphas_cumprod
+        diff = (sd["alphas_cumprod"].double().flatten() - ours.double()).abs().max().item()
+        if diff > 1e-5:
+            report.append(f"warning: the checkpoint's noise schedule differs from the scheduler's by {diff:.2e}")
+    return components, report

@@ -11,7 +11,9 @@ import functools
 from dataclasses import dataclass
 
 import torch
-from diffusers import ControlNetModel
+# ModelMixin is imported so that DiffusionPipeline.from_pretrained, which looks up the loadable base class in
+# the module named in model_index.json, can load this component.
+from diffusers import ModelMixin, ControlNetModel  # noqa: F401
 from diffusers.utils import BaseOutput
 from torch import nn
 
@@ -77,3 +79,4 @@ class GarmentEncoder(ControlNetModel):
         if not return_dict:
             return (features,)
         return GarmentEncoderOutput(features=features)
+

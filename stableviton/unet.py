@@ -10,7 +10,9 @@ import functools
 from dataclasses import dataclass
 
 import torch
-from diffusers import UNet2DConditionModel
+# ModelMixin is imported so that DiffusionPipeline.from_pretrained, which looks up the loadable base class in
+# the module named in model_index.json, can load this component.
+from diffusers import ModelMixin, UNet2DConditionModel  # noqa: F401
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from diffusers.utils import BaseOutput
 from torch import nn
@@ -111,6 +113,15 @@ class StableVITONUNet(UNet2DConditionModel):
         """How many leading garment-encoder features the warp blocks read (9 for SD-1.x)."""
         return max(self.warp_feature_index) + 1
 
+    def warp_block_sizes(self, latent_hw: tuple[int, int]) -> list[tuple[int, int]]:
+        """Spatial size (h, w) at which each warp block works (queries and keys alike) for a latent size."""
+        levels = [tuple(latent_hw)]
+        for _ in range(len(self.config.block_out_channels) - 1):
+            h, w = levels[-1]
+            levels.append(((h + 1) // 2, (w + 1) // 2))  # stride-2 conv, padding 1
+        per_block = self.config.layers_per_block + 1
+        return [levels[len(levels) - 1 - b] for b in range(1, len(levels)) for _ in range(per_block)]
+
     def forward(
         self,
         sample: torch.Tensor,
@@ -167,3 +178,4 @@ class StableVITONUNet(UNet2DConditionModel):
         if not return_dict:
             return (hidden,)
         return StableVITONUNetOutput(sample=hidden)
+
