@@ -275,8 +275,23 @@ def convert_official_state_dict(
         target = sum(v.numel() for v in state_dicts[name].values())
         if source != target:
             raise CheckpointError(f"{name}: converted {target} values from {source} in the checkpoint")
+    for name in COMPONENT_CLASSES:
+        check_complete(name, configs[name], state_dicts[name])
     unused = sorted(k for k in sd if _is_unused(k))
     return ConvertedCheckpoint(configs=configs, state_dicts=state_dicts, unused=unused)
+
+
+def check_complete(name: str, config: dict, state_dict: dict[str, torch.Tensor]) -> None:
+    """The converted weights must fill the component exactly: same names, same shapes (checked on meta)."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in _component_class(name)(**config).state_dict().items()}
+    missing = sorted(set(expected) - set(state_dict))
+    extra = sorted(set(state_dict) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state_dict) if tuple(state_dict[k].shape) != expected[k])
+    if missing or extra or wrong:
+        parts = [f"{len(v)} {what} (e.g. {', '.join(v[:3])})" for what, v in
+                 (("missing", missing), ("unexpected", extra), ("with the wrong shape", wrong)) if v]
+        raise CheckpointError(f"{name}: the checkpoint does not fit the model: " + "; ".join(parts))
 
 
 COMPONENT_CLASSES = {

@@ -43,7 +43,7 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 class StableVITONPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "image_encoder->garment_encoder->unet->vae"
-    _callback_tensor_inputs = ["latents"]
+    _callback_tensor_inputs = ["latents", "noise_pred", "context"]
 
     def __init__(self, vae: AutoencoderKL, image_encoder: GarmentImageEncoder, unet: StableVITONUNet,
                  garment_encoder: GarmentEncoder, scheduler):
@@ -244,8 +244,12 @@ class StableVITONPipeline(DiffusionPipeline):
                         eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
                     latents = self.scheduler.step(eps, t, latents, **step_kwargs, return_dict=False)[0]
                     if callback_on_step_end is not None:
+                        available = {"latents": latents, "noise_pred": eps, "context": context}
                         names = callback_on_step_end_tensor_inputs or ["latents"]
-                        out = callback_on_step_end(self, i, t, {k: locals()[k] for k in names}) or {}
+                        unknown = set(names) - set(available)
+                        if unknown:
+                            raise InputError(f"callback tensors {sorted(unknown)} not in {sorted(available)}")
+                        out = callback_on_step_end(self, i, t, {k: available[k] for k in names}) or {}
                         latents = out.pop("latents", latents)
                     progress.update()
         finally:
