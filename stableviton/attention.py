@@ -32,7 +32,7 @@ class AttentionStore:
         self.blocks = tuple(sorted(set(blocks)))
         self.steps = None if steps is None else set(steps)
         self.keep_graph = keep_graph
-        self.device = device
+        self.device = device  # where `finalize` puts the maps; during sampling they stay on the model's device
         self.dtype = dtype
         self.maps: dict[int, dict[int, torch.Tensor]] = {b: {} for b in self.blocks}
         self.sizes: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}  # block -> (query hw, key hw)
@@ -45,9 +45,15 @@ class AttentionStore:
 
     def record(self, block: int, probs: torch.Tensor) -> None:
         probs = probs[self.batch_slice]
-        if not self.keep_graph:
-            probs = probs.detach().to(device=self.device or probs.device, dtype=self.dtype or probs.dtype)
+        if not self.keep_graph:  # no device copy here: a GPU->CPU copy per step would stall the sampler
+            probs = probs.detach().to(dtype=self.dtype or probs.dtype)
         self.maps[block][self.step] = probs
+
+    def finalize(self) -> "AttentionStore":
+        """Move the recorded maps to `device` once sampling is done."""
+        if self.device is not None and not self.keep_graph:
+            self.maps = {b: {s: m.to(self.device) for s, m in d.items()} for b, d in self.maps.items()}
+        return self
 
     def reset(self) -> None:
         self.maps = {b: {} for b in self.blocks}

@@ -209,7 +209,8 @@ class StableVITONPipeline(DiffusionPipeline):
         self._num_timesteps = len(timesteps)
         shape = (n, self.unet.config.out_channels, *latent_hw)
         if latents is None:
-            noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+            # drawn in float32 so that a seed gives the same start in every precision
+            noise = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32).to(dtype)
             if batch["person"] is not None:
                 latents = self.start_latents(encode(batch["person"]), noise)
             else:
@@ -254,6 +255,8 @@ class StableVITONPipeline(DiffusionPipeline):
                     progress.update()
         finally:
             attach_store(self.unet, None)
+            if attention_store is not None:
+                attention_store.finalize()
 
         # 5. decode, repaint, postprocess
         if output_type == "latent":

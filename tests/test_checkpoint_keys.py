@@ -124,3 +124,10 @@ def test_unknown_and_missing_keys_are_refused(official):
     missing_one = {k: v for k, v in sd.items() if k != "control_model.input_blocks.1.1.proj_in.bias"}
     with pytest.raises(CheckpointError, match="garment_encoder.*1 missing"):
         convert_official_state_dict(missing_one)
+
+
+def test_inferred_configs_equal_the_shipped_full_size_configs(converted):
+    from stableviton.configs import FULL
+
+    for name, cfg in FULL.items():
+        assert converted.configs[name] == cfg, name

@@ -1,0 +1,137 @@
+"""Time per denoising step and peak memory of the full-size StableVITON model (random weights).
+
+    python benchmarks/model_speed.py                                  # CPU, fp32, 512x384
+    python benchmarks/model_speed.py --device cuda --dtype float16    # GPU
+    python benchmarks/model_speed.py --tiny                           # the tiny test model
+
+One step = garment encoder + U-Net at guidance 1 (the official setting; guidance > 1 doubles the batch).
+"Capture" records the head-averaged maps of warp blocks 3, 4, 5 (the 32x24 ones at 512x384) at every step,
+as the app does. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stableviton import AttentionStore  # noqa: E402
+from stableviton.attention import attach_store  # noqa: E402
+from stableviton.checkpoint import instantiate  # noqa: E402
+from stableviton.numerics import use_accurate_group_norm  # noqa: E402
+
+
+def peak_memory(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB (GPU)"
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (RSS)"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device, repeat: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    sync(device)
+    return (time.perf_counter() - start) / repeat
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    ap.add_argument("--height", type=int, default=512)
+    ap.add_argument("--width", type=int, default=384)
+    ap.add_argument("--batch", type=int, default=1, help="2 = the batch of one image under guidance > 1")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per configuration")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--tiny", action="store_true", help="the tiny test model instead of the full-size one")
+    args = ap.parse_args()
+
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if args.tiny:
+        from stableviton.tiny import tiny_components
+
+        comps = tiny_components()
+    else:
+        from stableviton.configs import FULL
+
+        t = time.perf_counter()
+        comps = {name: instantiate(name, cfg) for name, cfg in FULL.items()}
+        print(f"built full-size model with random weights in {time.perf_counter() - t:.1f} s", flush=True)
+    for name in ("vae", "unet", "garment_encoder"):
+        use_accurate_group_norm(comps[name])
+    comps = {k: m.to(device=device, dtype=dtype).eval() for k, m in comps.items()}
+    unet, genc, vae, clip = comps["unet"], comps["garment_encoder"], comps["vae"], comps["image_encoder"]
+    from stableviton.attention import install_warp_processors
+
+    install_warp_processors(unet)
+    params = sum(p.numel() for m in comps.values() for p in m.parameters())
+
+    h, w = args.height // 8, args.width // 8
+    gen = torch.Generator().manual_seed(0)
+    rand = lambda *s: torch.randn(*s, generator=gen).to(device=device, dtype=dtype)  # noqa: E731
+    b = args.batch
+    x13, garment_latent, ctx = rand(b, 13, h, w), rand(b, 4, h, w), rand(b, 1, clip.config.projection_dim)
+    t = torch.tensor([500] * b, device=device)
+    image = rand(1, 3, args.height, args.width).clamp(-1, 1)
+
+    def step(store=None):
+        attach_store(unet, store)
+        if store is not None:
+            store.step += 1
+        feats = genc(x13, t, ctx, garment_latent, num_features=unet.num_garment_features).features
+        return unet(x13, t, ctx, feats).sample
+
+    rows = []
+    with torch.inference_mode():
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        plain = timed(step, device, args.steps, args.warmup)
+        rows.append(("step, no capture", plain, peak_memory(device)))
+        store = AttentionStore(blocks=(3, 4, 5))
+        store.sizes = {b: (unet.warp_block_sizes((h, w))[b],) * 2 for b in store.blocks}
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        cap = timed(lambda: step(store), device, args.steps, args.warmup)
+        store.finalize()
+        rows.append(("step, capture blocks 3-5", cap, peak_memory(device)))
+        attach_store(unet, None)
+        rows.append(("VAE encode (1 image)", timed(lambda: vae.encode(image).latent_dist.mean, device, 1, 1),
+                     peak_memory(device)))
+        rows.append(("VAE decode", timed(lambda: vae.decode(x13[:, :4]).sample, device, 1, 1), peak_memory(device)))
+        pix = clip.preprocess(image)
+        rows.append(("CLIP image encoder", timed(lambda: clip(pix), device, 1, 1), peak_memory(device)))
+
+    print(f"\nStableVITON {'tiny' if args.tiny else 'full-size'} ({params / 1e6:.0f} M parameters), "
+          f"{args.height}x{args.width}, batch {b}, {args.device} {args.dtype}, torch {torch.__version__}, "
+          f"threads {torch.get_num_threads()} (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})")
+    if device.type == "cuda":
+        print(f"GPU: {torch.cuda.get_device_name(device)}")
+    print("\n| stage | time | peak memory |\n|---|---|---|")
+    for name, sec, mem in rows:
+        print(f"| {name} | {sec * 1000:.1f} ms | {mem} |")
+    print(f"\nattention capture overhead per step: {100 * (cap / plain - 1):+.1f} % (target <= 10 %)")
+    tokens = [store.sizes[b][0][0] * store.sizes[b][0][1] for b in store.blocks]
+    print(f"stored maps per step (fp16, blocks 3-5): {sum(n * n * 2 for n in tokens) / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
