@@ -1,0 +1,64 @@
+"""The synthetic try-on domain: its correspondence is exact and its files follow VITON-HD's layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stableviton.synthetic import PATTERNS, SHAPES, render_pair
+from stableviton.synthetic.generator import write_dataset
+
+H, W = 256, 192
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_person_pixels_are_the_garment_at_the_known_coordinates(shape, pattern):
+    s = render_pair(H, W, np.random.default_rng(10 * SHAPES.index(shape) + PATTERNS.index(pattern)), shape, pattern)
+    on = s.warped_mask > 0
+    assert on.sum() > 0.05 * H * W
+    xy = s.correspondence[on]
+    assert np.isfinite(xy).all() and np.isnan(s.correspondence[~on]).all()
+    # away from part borders (antialiasing), the person shows exactly the garment colour found there
+    inner = np.zeros((H, W), np.uint8)
+    inner[on] = 255
+    import cv2
+
+    inner = cv2.erode(inner, np.ones((5, 5), np.uint8)) > 0
+    xs, ys = np.round(s.correspondence[inner]).astype(int).T
+    garment_at = s.garment[np.clip(ys, 0, H - 1), np.clip(xs, 0, W - 1)].astype(int)
+    close = np.abs(garment_at - s.person[inner].astype(int)).max(-1) <= 24
+    assert close.mean() > 0.9, close.mean()
+    assert (s.garment_mask[np.clip(ys, 0, H - 1), np.clip(xs, 0, W - 1)] > 0).mean() > 0.97
+
+
+def test_agnostic_inputs_follow_viton_hd_conventions():
+    s = render_pair(H, W, np.random.default_rng(3))
+    gen = s.agnostic_mask > 0
+    assert set(np.unique(s.agnostic_mask)) <= {0, 255}
+    assert (gen[s.warped_mask > 0]).all()  # the whole garment is hidden from the model
+    assert (s.agnostic[gen] == 128).all() and np.array_equal(s.agnostic[~gen], s.person[~gen])
+    assert (s.densepose[0, 0] == 0).all()  # black background
+    assert (s.garment[0, 0] == 255).all() and s.garment_mask[0, 0] == 0  # flat lay on white
+
+
+def test_seeded_and_varied():
+    a, b = render_pair(H, W, np.random.default_rng(7)), render_pair(H, W, np.random.default_rng(7))
+    c = render_pair(H, W, np.random.default_rng(8))
+    assert np.array_equal(a.person, b.person) and np.array_equal(a.garment, b.garment)
+    assert not np.array_equal(a.person, c.person)
+
+
+def test_dataset_layout(tmp_path):
+    write_dataset(tmp_path, n_train=3, n_test=2, height=H, width=W, seed=1)
+    train = (tmp_path / "train_pairs.txt").read_text().split()
+    test = [line.split() for line in (tmp_path / "test_pairs.txt").read_text().splitlines()]
+    assert train[0] == train[1] == "train000000_00.jpg" and len(train) == 6
+    assert [p for p, _ in test] != [c for _, c in test]  # test pairs are unpaired, as VITON-HD's
+    for sub in ("image", "agnostic-v3.2", "image-densepose", "cloth", "cloth-mask", "gt_cloth_warped_mask"):
+        im = Image.open(tmp_path / "test" / sub / "test000001_00.jpg")
+        assert im.size == (W, H)
+    assert Image.open(tmp_path / "train" / "agnostic-mask" / "train000002_00_mask.png").mode == "L"
+    xy = np.load(tmp_path / "test" / "correspondence" / "test000000_00.npz")["xy"]
+    assert xy.shape == (H, W, 2) and np.isfinite(xy).any()
