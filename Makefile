@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 TEST_ENV = OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
 
-.PHONY: run test bench setup setup-dev
+.PHONY: run test bench setup setup-dev browser
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ setup-dev: $(VENV)/.dev
 run: setup
 	GRADIO_ANALYTICS_ENABLED=False $(PY) app.py
 
-test: setup-dev
+# Debian's Chromium for the browser tests (they skip, saying why, where it cannot be installed).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium not installed: browser tests will be skipped"; }
+
+test: setup-dev browser
 	$(TEST_ENV) $(PY) -m pytest -q -rs tests
 
 bench: setup

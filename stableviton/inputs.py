@@ -41,7 +41,7 @@ def _to_nchw(image: ImageInput, name: str, grey: bool = False) -> torch.Tensor:
             raise InputError(f"{name}: empty list")
         return torch.cat([_to_nchw(i, name, grey) for i in image])
     if isinstance(image, PIL.Image.Image):
-        image = np.asarray(image.convert("L" if grey else "RGB"))
+        image = np.array(image.convert("L" if grey else "RGB"))  # a writable copy for torch.from_numpy
     if isinstance(image, np.ndarray):
         if image.dtype == bool:
             image = image.astype(np.float32)

@@ -150,7 +150,7 @@ class StableVITONPipeline(DiffusionPipeline):
                 Without it sampling starts from pure noise.
             height, width: multiples of 8 (512x384 for `VITONHD.ckpt`, 1024x768 for `VITONHD_1024.ckpt`).
                 Inputs of the same aspect ratio are resized; other aspect ratios are refused.
-            sampler: 'plms' (official), 'ddim' or 'dpm++'; None keeps the pipeline's scheduler.
+            sampler: 'plms' (official), 'ddim' or 'dpm++'; replaces `self.scheduler`. None keeps the current one.
             guidance_scale: 1.0 = no guidance (official); > 1 uses the learnable unconditional vector.
             latent_sampling: 'mean' (deterministic) or 'sample' (the official posterior sampling) for VAE encodes.
             repaint: keep the person's own pixels outside the mask (official `--repaint`).

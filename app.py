@@ -1,0 +1,328 @@
+"""StableVITON studio: the browser app.
+
+    python app.py                      # weights from --weights, $STABLEVITON_CHECKPOINT or the Hub cache
+    python app.py --tiny-random        # development mode: the whole flow on a tiny random model (noise output)
+
+This file only composes: `preprocessing` (photo -> model inputs, paste back), `stableviton` (pipeline, attention
+capture) and `ui` (pictures and page). Neither `preprocessing` nor `stableviton` knows about the UI.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from preprocessing import GarmentInputs, PersonInputs, draw_keypoints, load_image, paste_back, prepare_garment, prepare_person
+from stableviton import AttentionStore
+from stableviton.schedulers import make_scheduler
+from stableviton.weights import LICENCE_NOTE, MissingWeightsError, how_to_get_weights, load_pipeline
+from ui import viz
+from ui.editor import mask_change, mask_from_editor
+
+log = logging.getLogger("stableviton.app")
+
+SIZE = (512, 384)  # (H, W) of the VITON-HD checkpoint
+BLOCKS = (3, 4, 5)  # the warp blocks with 32x24 maps at 512x384
+SAMPLERS = ("plms", "ddim", "dpm++")
+MAX_CAPTURED_STEPS = 10  # attention maps kept per run (evenly spaced over the sampling steps, last included)
+MAX_SAMPLES = 4
+MAX_STEPS = 100
+
+
+@dataclasses.dataclass
+class ModelInfo:
+    mode: str  # "model", "tiny" or "none"
+    description: str
+    weights_help: str = ""
+
+    @property
+    def can_try_on(self) -> bool:
+        return self.mode != "none"
+
+
+def load_model(weights: str | None, tiny: bool, device: str | None = None):
+    """(pipeline or None, ModelInfo). Never raises for missing weights: the page explains instead."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if tiny:
+        from stableviton.tiny import tiny_pipeline
+
+        return tiny_pipeline().to(device), ModelInfo(
+            "tiny", "Development mode: a tiny, randomly initialised model (`--tiny-random`). The flow, progress "
+            "and attention capture are real, but its output is noise-like by design: this is not a try-on.")
+    try:
+        dtype = torch.float16 if device == "cuda" else None
+        pipe = load_pipeline(weights, torch_dtype=dtype, device=device)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe, ModelInfo("model", f"StableVITON VITON-HD weights loaded ({device}).")
+    except MissingWeightsError as e:
+        return None, ModelInfo("none", "No StableVITON weights found: preprocessing works, try-on is off.",
+                               weights_help=str(e))
+
+
+def gpu_duration(*args, **kwargs) -> int:
+    """Seconds to reserve on a ZeroGPU Space: grows with steps x samples."""
+    steps = int(kwargs.get("steps", args[6] if len(args) > 6 else 50))
+    samples = int(kwargs.get("samples", args[10] if len(args) > 10 else 1))
+    return int(min(300, 20 + 1.2 * steps * max(1, samples)))
+
+
+def on_gpu(fn: Callable) -> Callable:
+    """`spaces.GPU` with a step-dependent duration on Hugging Face Spaces; unchanged elsewhere."""
+    try:
+        import spaces  # noqa: PLC0415
+    except ImportError:
+        return fn
+    return spaces.GPU(duration=gpu_duration)(fn)
+
+
+def captured_steps(sampler: str, steps: int) -> list[int]:
+    """The step indices whose maps are kept: all if few, else MAX_CAPTURED_STEPS evenly spaced, last included."""
+    sched = make_scheduler(sampler)
+    sched.set_timesteps(steps)
+    n = len(sched.timesteps)
+    if n <= MAX_CAPTURED_STEPS:
+        return list(range(n))
+    return sorted({int(round(x)) for x in np.linspace(0, n - 1, MAX_CAPTURED_STEPS)})
+
+
+@on_gpu
+def run_model(pipe, agnostic, mask, densepose, garment, person, steps, sampler, guidance, seed, samples,
+              repaint, keep_steps, report: Callable[[str, float], None] | None = None):
+    """The GPU part: one pipeline call with attention capture. Returns (list of PIL, AttentionStore)."""
+    store = AttentionStore(blocks=BLOCKS, steps=keep_steps)
+    device = pipe._execution_device
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    sched = make_scheduler(sampler)
+    sched.set_timesteps(int(steps))
+    total = len(sched.timesteps)
+
+    def on_step(p, i, t, kw):
+        if report:
+            report(f"Step {i + 1}/{total}" if i + 1 < total else f"Step {total}/{total}, decoding", (i + 1) / total)
+        return kw
+
+    if report:
+        report("Encoding person and garment", 0.0)
+    out = pipe(agnostic, mask, densepose, garment, person_image=person, height=SIZE[0], width=SIZE[1],
+               num_inference_steps=int(steps), sampler=sampler, guidance_scale=float(guidance),
+               num_images_per_input=int(samples), generator=gen, repaint=bool(repaint),
+               attention_store=store, callback_on_step_end=on_step)
+    return out.images, out.attention
+
+
+def warp_mask_to_canvas(mask: np.ndarray, person: PersonInputs) -> np.ndarray:
+    """A user mask (255 = generate) at the photo's or the canvas' size -> canvas-sized uint8 mask."""
+    m = np.asarray(mask)
+    if m.ndim == 3:
+        m = m[..., :3].max(-1) if m.shape[2] >= 3 else m[..., 0]
+    h, w = person.size
+    if m.shape == (h, w):
+        return np.where(m > 127, 255, 0).astype(np.uint8)
+    fr = person.framing
+    if (m.shape[1], m.shape[0]) != tuple(fr.source_size):
+        raise ValueError(f"the mask must be {w}x{h} (the model canvas) or {fr.source_size[0]}x{fr.source_size[1]} "
+                         f"(the photo), got {m.shape[1]}x{m.shape[0]}")
+    s = fr.scale
+    a = np.array([[s, 0, -fr.box[0] * s], [0, s, -fr.box[1] * s]], np.float64)
+    out = cv2.warpAffine(m.astype(np.float32), a, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    return np.where(out > 127, 255, 0).astype(np.uint8)
+
+
+@dataclasses.dataclass
+class Run:
+    """What the inspector needs from one try-on: maps per block as (captured steps, B, Q, K) float16."""
+
+    maps: dict[int, np.ndarray]
+    steps: list[int]  # step indices (positions in the scheduler's timesteps) of the captured maps
+    timesteps: list[int]
+    total_steps: int
+    sizes: dict[int, tuple[tuple[int, int], tuple[int, int]]]
+    garment: np.ndarray  # garment canvas, uint8
+    results: list[np.ndarray]  # canvas results, uint8
+    query_mask: np.ndarray  # (qh, qw) bool, queries in the generated region
+
+    def probs(self, block: int, step_pos: int, sample: int) -> np.ndarray:
+        return self.maps[block][step_pos, sample].astype(np.float32)
+
+    def npz(self, path: Path) -> Path:
+        arrays = {f"maps_block{b}": m for b, m in self.maps.items()}
+        for b in self.maps:
+            (qh, qw), (kh, kw) = self.sizes[b]
+            s, n, q, k = self.maps[b].shape
+            arrays[f"centres_block{b}"] = viz.centres(self.maps[b].reshape(s * n, q, k), (kh, kw)).reshape(s, n, q, 2)
+        np.savez_compressed(path, steps=np.array(self.steps), timesteps=np.array(self.timesteps),
+                            query_hw=np.array(self.sizes[BLOCKS[0]][0]), key_hw=np.array(self.sizes[BLOCKS[0]][1]),
+                            query_mask=self.query_mask, **arrays)
+        return path
+
+
+class Studio:
+    """The app's logic, independent of the page layout."""
+
+    def __init__(self, pipe, info: ModelInfo, outputs: Path | None = None):
+        self.pipe = pipe
+        self.info = info
+        self.out = Path(outputs or tempfile.mkdtemp(prefix="stableviton-app-"))
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    # -- step 1 ---------------------------------------------------------------------------------------------
+    def prepare(self, person_src, garment_src, report: Callable[[str, float], None] | None = None):
+        """Photo + garment -> (PersonInputs, GarmentInputs). Raises PreprocessingError for unusable photos."""
+        report and report("Preprocessing: finding the person", 0.1)
+        person = prepare_person(person_src, SIZE)
+        report and report("Preprocessing: the garment", 0.8)
+        garment = prepare_garment(garment_src, SIZE)
+        return person, garment
+
+    @staticmethod
+    def panels(person: PersonInputs, garment: GarmentInputs) -> dict[str, np.ndarray]:
+        return {
+            "pose": np.asarray(draw_keypoints(person.image, person.keypoints)),
+            "parsing": person.parsing.colorized(),
+            "densepose": np.asarray(person.densepose),
+            "agnostic": np.asarray(person.agnostic),
+            "garment": np.asarray(garment.image),
+        }
+
+    # -- step 2 ---------------------------------------------------------------------------------------------
+    def try_on(self, person: PersonInputs, garment: GarmentInputs, mask: np.ndarray | None, steps: int = 50,
+               sampler: str = "plms", guidance: float = 1.0, seed: int | None = None, repaint: bool = False,
+               samples: int = 1, report: Callable[[str, float], None] | None = None) -> dict:
+        if self.pipe is None:
+            raise MissingWeightsError(self.info.weights_help or how_to_get_weights())
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        steps = int(np.clip(int(steps), 1, MAX_STEPS))
+        samples = int(np.clip(int(samples), 1, MAX_SAMPLES))
+        if seed is None or int(seed) < 0:
+            seed = random.randrange(2**31)
+        seed = int(seed)
+        auto = person.agnostic_mask
+        added = removed = 0
+        if mask is not None:
+            mask = warp_mask_to_canvas(mask, person)
+            if not mask.any():
+                raise ValueError("The mask is empty: paint the region where the garment should go.")
+            added, removed = mask_change(auto, mask)
+            if added or removed:
+                person = person.with_mask(mask)
+        keep = captured_steps(sampler, steps)
+        t0 = time.perf_counter()
+        images, store = run_model(self.pipe, person.agnostic, person.agnostic_mask, person.densepose, garment.image,
+                                  person.image, steps, sampler, guidance, seed, samples, repaint, keep, report)
+        seconds = time.perf_counter() - t0
+        canvases = [np.asarray(im.convert("RGB")) for im in images]
+        full = [paste_back(person.original, c, person.framing, person.agnostic_mask if repaint else None)
+                for c in canvases]
+        qhw = store.sizes[BLOCKS[0]][0]
+        run = Run(maps={b: np.stack([store.maps[b][s].cpu().numpy() for s in keep]) for b in BLOCKS},
+                  steps=keep, timesteps=[store.timesteps[s] for s in keep], total_steps=len(store.timesteps),
+                  sizes=dict(store.sizes), garment=np.asarray(garment.image), results=canvases,
+                  query_mask=viz.query_mask(person.agnostic_mask, qhw))
+        return {"run": run, "full": full, "canvases": canvases, "seed": seed, "seconds": seconds,
+                "person": person, "mask_added": added, "mask_removed": removed, "steps": steps,
+                "sampler": sampler, "samples": samples}
+
+    def save_png(self, image, stem: str) -> str:
+        d = Path(tempfile.mkdtemp(dir=self.out))
+        p = d / f"{stem}.png"
+        Image.fromarray(np.asarray(image)).save(p)
+        return str(p)
+
+    # -- inspector ------------------------------------------------------------------------------------------
+    @staticmethod
+    def point_view(run: Run, block: int, step_pos: int, sample: int, query: tuple[int, int]):
+        (qh, qw), (kh, kw) = run.sizes[block]
+        probs = run.probs(block, step_pos, sample)
+        m = probs[query[0] * qw + query[1]].reshape(kh, kw)
+        marked = viz.mark_query(run.results[sample], query, (qh, qw))
+        return marked, viz.overlay(run.garment, m), m
+
+    @staticmethod
+    def grid_view(run: Run, block: int, step_pos: int, sample: int, count: int = 12):
+        (qh, qw), (kh, kw) = run.sizes[block]
+        probs = run.probs(block, step_pos, sample)
+        queries = viz.spread_queries(run.query_mask, count)
+        maps = [probs[r * qw + c].reshape(kh, kw) for r, c in queries]
+        return viz.attention_grid(run.results[sample], run.garment, maps, queries, (qh, qw), columns=4)
+
+    @staticmethod
+    def correspondence_view(run: Run, block: int, step_pos: int, sample: int):
+        (qh, qw), (kh, kw) = run.sizes[block]
+        probs = run.probs(block, step_pos, sample)
+        c = viz.centres(probs, (kh, kw)).reshape(qh, qw, 2)
+        size = run.garment.shape[:2]
+        resampled = viz.resample_garment(run.garment, c, run.query_mask, (kh, kw), background=run.results[sample])
+        coords = viz.coordinate_image(c, run.query_mask, (kh, kw), size=size)
+        legend = viz.coordinate_legend(run.garment, (kh, kw))
+        return resampled, coords, legend, viz.sharpness(probs, (kh, kw), run.query_mask)
+
+    # -- stateless API --------------------------------------------------------------------------------------
+    def api_tryon(self, person_src, garment_src, steps=20, seed=-1, sampler="plms", guidance=1.0, repaint=True,
+                  mask=None, return_attention=False, report=None) -> tuple[str, str | None, dict]:
+        person, garment = self.prepare(person_src, garment_src, report)
+        m = None
+        if mask is not None:
+            m = np.asarray(load_image(mask).image) if not isinstance(mask, np.ndarray) else mask
+        out = self.try_on(person, garment, m, steps=steps, sampler=sampler, guidance=guidance,
+                          seed=None if seed is None or int(seed) < 0 else int(seed), repaint=repaint, report=report)
+        image = self.save_png(out["full"][0], "tryon")
+        att = None
+        if return_attention:
+            d = Path(tempfile.mkdtemp(dir=self.out))
+            att = str(out["run"].npz(d / "attention.npz"))
+        info = {"seed": out["seed"], "steps": out["steps"], "sampler": sampler, "seconds": round(out["seconds"], 3),
+                "size": list(out["full"][0].size), "framing_box": list(person.framing.box),
+                "model": self.info.mode, "warnings": person.warnings + garment.warnings}
+        return image, att, info
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="StableVITON try-on studio (Gradio)")
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--weights", default=None, help="checkpoint file or converted folder (else $STABLEVITON_CHECKPOINT, "
+                                                   "then the Hugging Face cache)")
+    p.add_argument("--tiny-random", action="store_true",
+                   default=os.environ.get("STABLEVITON_TINY_RANDOM", "") in ("1", "true", "yes"),
+                   help="development mode: tiny random model (noise output)")
+    p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
+    p.add_argument("--max-file-size", default="20mb")
+    p.add_argument("--queue-size", type=int, default=16)
+    return p.parse_args(argv)
+
+
+def build(weights: str | None = None, tiny: bool = False):
+    from ui.layout import build_demo  # noqa: PLC0415 - gradio is imported only for the page
+
+    pipe, info = load_model(weights, tiny)
+    studio = Studio(pipe, info)
+    return build_demo(studio, info, licence=LICENCE_NOTE), studio
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    demo, studio = build(args.weights, args.tiny_random)
+    log.info("%s", studio.info.description)
+    from ui.layout import allowed_paths  # noqa: PLC0415
+
+    demo.queue(max_size=args.queue_size, default_concurrency_limit=1)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=args.max_file_size,
+                allowed_paths=allowed_paths())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""The app for real: `python app.py --tiny-random` in a subprocess, driven in headless Chromium (Playwright)
+and through `gradio_client`. Screenshots go to test-artifacts/ (gitignored)."""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+GARMENT = ROOT / "assets" / "examples" / "garments" / "red_dots_tee.png"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    import matplotlib.cbook as cbook
+    import skimage.data
+
+    d = tmp_path_factory.mktemp("photos")
+    Image.fromarray(skimage.data.astronaut()).save(d / "astronaut.png")
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        (d / "grace_hopper.jpg").write_bytes(f.read())
+    (d / "text.png").write_text("this is not an image, just text renamed .png\n")
+    (d / "empty.png").write_bytes(b"")
+    Image.new("RGB", (8000, 6000), (200, 190, 180)).save(d / "huge.png")  # 48 MP > the 40 MP limit, ~0.2 MB
+    return d
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    env.pop("STABLEVITON_TINY_RANDOM", None)
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "app_server.log", "w")
+    proc = subprocess.Popen([sys.executable, "app.py", "--tiny-random", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app exited with {proc.returncode}; see {ARTIFACTS / 'app_server.log'}")
+        try:
+            if urllib.request.urlopen(url, timeout=2).status == 200:
+                break
+        except OSError:
+            pass
+        if time.time() > deadline:
+            proc.kill()
+            raise TimeoutError("app did not start in 120 s")
+        time.sleep(0.5)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    gradio_client = pytest.importorskip("gradio_client")
+    return gradio_client.Client(server, verbose=False)
+
+
+def test_page_says_tiny_mode_and_licence(server):
+    html = urllib.request.urlopen(server, timeout=10).read().decode()
+    assert "tiny, randomly initialised model" in html
+    assert "CC BY-NC-SA 4.0" in html
+    assert "Upper body (VITON-HD checkpoint)" in html
+
+
+def test_bad_uploads_give_messages_and_app_keeps_serving(client, photos):
+    from gradio_client import handle_file
+
+    cases = {
+        "text.png": r"not an image",
+        "empty.png": r"empty \(0 bytes\)",
+        "huge.png": r"(too large|pixels)",
+    }
+    for name, pattern in cases.items():
+        with pytest.raises(Exception) as err:
+            client.predict(handle_file(str(photos / name)), handle_file(str(GARMENT)), api_name="/prepare")
+        msg = str(err.value)
+        assert re.search(pattern, msg, re.I), (name, msg)
+        assert "Traceback" not in msg and "File \"" not in msg
+    with pytest.raises(Exception) as err:  # a garment is not a person
+        client.predict(handle_file(str(GARMENT)), handle_file(str(GARMENT)), api_name="/prepare")
+    assert "No person was found" in str(err.value)
+    # ... and the next request is served normally
+    out = client.predict(handle_file(str(photos / "astronaut.png")), handle_file(str(GARMENT)), api_name="/prepare")
+    assert "Framed at 384x512" in out[6]
+
+
+def test_tryon_api_keeps_the_photo_outside_the_mask(client, photos):
+    from gradio_client import handle_file
+
+    src = Image.open(photos / "grace_hopper.jpg").convert("RGB")
+    w, h = src.size
+    mask = np.zeros((h, w), np.uint8)
+    box = (int(0.25 * w), int(0.55 * h), int(0.75 * w), int(0.95 * h))  # (x0, y0, x1, y1): her jacket
+    mask[box[1]:box[3], box[0]:box[2]] = 255
+    mpath = photos / "mask.png"
+    Image.fromarray(mask).save(mpath)
+    image, attention, info = client.predict(
+        handle_file(str(photos / "grace_hopper.jpg")), handle_file(str(GARMENT)), 2, 1234, "ddim", 1.0, True,
+        handle_file(str(mpath)), True, api_name="/tryon")
+    assert info["seed"] == 1234 and info["steps"] == 2 and info["model"] == "tiny"
+    out = np.asarray(Image.open(image).convert("RGB")).astype(int)
+    orig = np.asarray(src).astype(int)
+    assert out.shape == orig.shape  # the photo's own resolution and framing
+    inside = np.zeros((h, w), bool)
+    inside[box[1] + 12:box[3] - 12, box[0] + 12:box[2] - 12] = True
+    near = np.zeros((h, w), bool)
+    near[max(0, box[1] - 12):box[3] + 12, max(0, box[0] - 12):box[2] + 12] = True
+    assert np.abs(out - orig)[inside].mean() > 20  # generated inside the mask
+    np.testing.assert_array_equal(out[~near], orig[~near])  # repaint: untouched outside it
+    data = np.load(attention)
+    maps = data["maps_block4"].astype(np.float32)
+    assert maps.shape[1:] == (1, 32 * 24, 32 * 24) and maps.shape[0] == len(data["steps"]) == 2
+    np.testing.assert_allclose(maps.sum(-1), 1.0, atol=2e-2)  # head-averaged softmax rows
+    rows = np.arange(32).repeat(24)
+    np.testing.assert_allclose(data["centres_block4"][..., 0], maps @ rows, atol=1e-3)
+    qm = data["query_mask"]
+    assert qm.shape == (32, 24) and 0 < qm.sum() < 32 * 24
+
+
+def _crop_section(page, full: Path, top_sel: str, bottom_sel: str, out: Path, pad: int = 16) -> None:
+    js = "([s, edge]) => { const r = document.querySelector(s).getBoundingClientRect(); return r[edge] + window.scrollY; }"
+    y0 = max(0, int(page.evaluate(js, [top_sel, "top"])) - pad)
+    y1 = int(page.evaluate(js, [bottom_sel, "bottom"])) + pad
+    im = Image.open(full)
+    im.crop((0, y0, im.width, min(im.height, y1))).save(out)
+
+
+def _img_bytes(page, selector: str) -> tuple[str, np.ndarray]:
+    src = page.locator(f"{selector} img").first.get_attribute("src")
+    body = page.request.get(src).body()
+    return src, np.asarray(Image.open(BytesIO(body)).convert("RGB")).astype(int)
+
+
+def _query(page) -> tuple[int, int]:
+    m = re.search(r"row (\d+), col (\d+)\) of 32x24", page.locator("#point-info").inner_text())
+    assert m, page.locator("#point-info").inner_text()
+    return int(m.group(1)), int(m.group(2))
+
+
+def test_browser_flow_prepare_edit_tryon_inspect(server, photos):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server)
+        page.wait_for_selector("#prepare-btn")
+
+        # 1. upload and prepare
+        page.locator("#person input[type=file]").set_input_files(str(photos / "astronaut.png"))
+        page.locator("#garment input[type=file]").set_input_files(str(GARMENT))
+        page.wait_for_timeout(800)
+        page.click("#prepare-btn")
+        page.wait_for_selector("#pose img", timeout=60000)
+        page.wait_for_selector("#mask-editor canvas")
+        assert "Framed at 384x512" in page.locator("#prep-info").inner_text()
+        for panel in ("#parsing", "#densepose", "#agnostic", "#garment-canvas"):
+            assert page.locator(f"{panel} img").count() == 1
+
+        # 2. edit the mask: a brush stroke above the head (outside the automatic mask)
+        page.locator("#mask-editor button[aria-label='Brush']").click()
+        bb = page.locator("#mask-editor canvas").first.bounding_box()
+        x0, y0 = bb["x"] + bb["width"] * 0.35, bb["y"] + bb["height"] * 0.12
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        for k in range(1, 15):
+            page.mouse.move(x0 + 8 * k, y0 + 2 * k, steps=2)
+        page.mouse.up()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(ARTIFACTS / "app_prepared.png"), full_page=True)
+        _crop_section(page, ARTIFACTS / "app_prepared.png", "h1", "#mask-editor", ARTIFACTS / "readme_prepare.png")
+
+        # 3. try on (3 steps in tiny mode by default)
+        page.click("#tryon-btn")
+        page.wait_for_selector("#inspect-result img", timeout=180000)
+        page.wait_for_selector("#point-map img")
+        info = page.locator("#run-info").inner_text()
+        assert "Seed used: 42" in info and "result 512x512" in info, info
+        added = int(re.search(r"mask edited: \+(\d+)", info).group(1))
+        assert added > 500, info  # the stroke reached the mask used for the try-on
+        assert page.locator("#download a").count() >= 1
+        page.screenshot(path=str(ARTIFACTS / "app_result.png"), full_page=True)
+
+        # 4. click two points of the result: the attention panel changes with the point
+        _, before = _img_bytes(page, "#point-map")
+        img = page.locator("#inspect-result img").first
+        ib = img.bounding_box()
+        shots = []
+        for fx, fy in ((0.35, 0.45), (0.62, 0.75)):
+            src_before = page.locator("#point-map img").first.get_attribute("src")
+            img.click(position={"x": ib["width"] * fx, "y": ib["height"] * fy})
+            page.wait_for_function(
+                "s => { const i = document.querySelector('#point-map img'); return i && i.src !== s; }",
+                arg=src_before, timeout=30000)
+            page.wait_for_timeout(300)
+            q = _query(page)
+            assert abs(q[0] - fy * 32) <= 2 and abs(q[1] - fx * 24) <= 2, (q, fx, fy)
+            _, heat = _img_bytes(page, "#point-map")
+            _, marked = _img_bytes(page, "#inspect-result")
+            y0q, x0q = q[0] * 16, q[1] * 16
+            assert (marked[y0q, x0q + 8] == [0, 255, 255]).all()  # the clicked token is outlined
+            shots.append((q, heat))
+        (q1, h1), (q2, h2) = shots
+        assert q1 != q2
+        assert h1.shape == h2.shape == before.shape == (512, 384, 3)
+        assert np.abs(h1 - h2).mean() > 0.5 and np.abs(h1 - h2).max() > 20  # a different map for a different point
+        page.locator("#point-map").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "app_inspector.png"), full_page=True)
+        _crop_section(page, ARTIFACTS / "app_inspector.png", "#before-after", "#download",
+                      ARTIFACTS / "readme_result.png")
+        _crop_section(page, ARTIFACTS / "app_inspector.png", "#block", "#sharpness",
+                      ARTIFACTS / "readme_inspector.png")
+
+        # the step slider re-renders the views for another captured step
+        grid_src = page.locator("#attention-grid img").first.get_attribute("src")
+        page.locator("#step-pos input[type=number]").fill("0")
+        page.locator("#step-pos input[type=number]").press("Enter")
+        page.wait_for_function(
+            "s => { const i = document.querySelector('#attention-grid img'); return i && i.src !== s; }",
+            arg=grid_src, timeout=30000)
+        assert "step 1/4" in page.locator("#point-info").inner_text()
+        # a bad upload: a message on the page, no traceback
+        page.locator("#person button[aria-label='Remove Image']").first.click()
+        page.locator("#person input[type=file]").set_input_files(str(photos / "text.png"))
+        page.wait_for_timeout(800)
+        page.click("#prepare-btn")
+        page.get_by_text("is not an image Pillow can read").first.wait_for(timeout=30000)
+        assert "Traceback" not in page.content()
+        page.screenshot(path=str(ARTIFACTS / "app_error.png"))
+
+        browser.close()

@@ -1,0 +1,60 @@
+"""Without weights the app still builds: preprocessing works, the page explains how to get the weights, and a
+try-on gives that explanation as a message instead of a traceback."""
+import numpy as np
+import pytest
+
+import app
+from stableviton.weights import ENV_CHECKPOINT, LICENCE_NOTE, MissingWeightsError
+from ui.messages import user_message
+
+
+def test_missing_weights_mode(monkeypatch, tmp_path):
+    monkeypatch.setenv(ENV_CHECKPOINT, str(tmp_path / "nowhere.ckpt"))
+    pipe, info = app.load_model(None, tiny=False, device="cpu")
+    assert pipe is None and info.mode == "none" and not info.can_try_on
+    assert ENV_CHECKPOINT in info.weights_help and "python -m stableviton.convert" in info.weights_help
+    studio = app.Studio(pipe, info, outputs=tmp_path)
+    with pytest.raises(MissingWeightsError) as err:
+        studio.try_on(None, None, None)
+    msg = user_message(err.value)
+    assert msg.startswith("The try-on model is not loaded.") and ENV_CHECKPOINT in msg
+    from ui.layout import build_demo
+
+    demo = build_demo(studio, info, licence=LICENCE_NOTE)
+    cfg = demo.get_config_file()
+    texts = " ".join(str(c.get("props", {}).get("value", "")) for c in cfg["components"])
+    assert "How to get the weights" in texts and "CC BY-NC-SA 4.0" in texts and ENV_CHECKPOINT in texts
+    tryon_btn = [c for c in cfg["components"] if c.get("props", {}).get("elem_id") == "tryon-btn"][0]
+    assert tryon_btn["props"]["interactive"] is False
+    names = {d.get("api_name") for d in cfg["dependencies"]}
+    assert {"tryon", "prepare"} <= names
+
+
+def test_gpu_duration_grows_with_steps():
+    assert app.gpu_duration(*[None] * 6, 10, "plms", 1.0, 0, 1) < app.gpu_duration(*[None] * 6, 50, "plms", 1.0, 0, 1)
+    assert app.gpu_duration(steps=50, samples=4) > app.gpu_duration(steps=50, samples=1)
+
+
+def test_captured_steps_keep_the_last_and_are_bounded():
+    assert app.captured_steps("plms", 3) == [0, 1, 2, 3]  # PLMS visits N+1 timesteps
+    many = app.captured_steps("plms", 50)
+    assert len(many) == app.MAX_CAPTURED_STEPS and many[0] == 0 and many[-1] == 50
+
+
+def test_user_mask_at_photo_size_maps_to_the_canvas(tmp_path):
+    import skimage.data
+    from preprocessing import prepare_person
+
+    person = prepare_person(skimage.data.astronaut())
+    w, h = person.original.size
+    m = np.zeros((h, w), np.uint8)
+    m[300:400, 100:300] = 255
+    canvas = app.warp_mask_to_canvas(m, person)
+    x0, y0, x1, y1 = person.framing.box
+    s = person.framing.scale
+    ys, xs = np.nonzero(canvas)
+    assert abs(ys.min() - (300 - y0) * s) <= 1.5 and abs(xs.max() + 1 - (300 - x0) * s) <= 1.5
+    same = app.warp_mask_to_canvas(canvas, person)
+    np.testing.assert_array_equal(same, canvas)
+    with pytest.raises(ValueError, match="mask must be"):
+        app.warp_mask_to_canvas(np.zeros((10, 10), np.uint8), person)

@@ -1,0 +1,1 @@
+"""The browser app's views: attention pictures (`viz`), mask editing (`editor`), messages, examples, page."""
