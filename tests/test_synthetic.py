@@ -63,3 +63,28 @@ def test_dataset_layout(tmp_path):
     assert Image.open(tmp_path / "train" / "agnostic-mask" / "train000002_00_mask.png").mode == "L"
     xy = np.load(tmp_path / "test" / "correspondence" / "test000000_00.npz")["xy"]
     assert xy.shape == (H, W, 2) and np.isfinite(xy).any()
+
+
+def test_correspondence_score_is_zero_for_the_true_map_and_large_for_a_uniform_one():
+    import torch
+
+    from stableviton.synthetic.benchmark import score_maps, token_targets
+
+    s = render_pair(H, W, np.random.default_rng(11), "tshirt", "checks")
+    qhw = khw = (16, 12)
+    target, valid = token_targets(s.correspondence, qhw, khw)
+    assert valid.sum() > 20
+    # a map that puts all weight on the keys around the true coordinate (bilinear split) has its centre there
+    probs = torch.zeros(16 * 12, 16 * 12)
+    for q in np.flatnonzero(valid.ravel()):
+        r, c = target.reshape(-1, 2)[q]
+        r0, c0 = int(np.floor(r)), int(np.floor(c))
+        fr, fc = r - r0, c - c0
+        for dr, dc, wgt in ((0, 0, (1 - fr) * (1 - fc)), (1, 0, fr * (1 - fc)), (0, 1, (1 - fr) * fc), (1, 1, fr * fc)):
+            rr, cc = min(max(r0 + dr, 0), 15), min(max(c0 + dc, 0), 11)
+            probs[q, rr * 12 + cc] += wgt
+    probs[~torch.from_numpy(valid.ravel())] = 1 / (16 * 12)
+    good = score_maps(probs, s.correspondence, qhw, khw)
+    assert good.error_tokens < 0.05 and good.tokens == int(valid.sum()) and good.entropy < 0.3
+    uniform = score_maps(torch.full((192, 192), 1 / 192), s.correspondence, qhw, khw)
+    assert uniform.error_tokens > 2.0 and abs(uniform.entropy - 1.0) < 1e-5
