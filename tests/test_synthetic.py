@@ -55,13 +55,13 @@ def test_dataset_layout(tmp_path):
     write_dataset(tmp_path, n_train=3, n_test=2, height=H, width=W, seed=1)
     train = (tmp_path / "train_pairs.txt").read_text().split()
     test = [line.split() for line in (tmp_path / "test_pairs.txt").read_text().splitlines()]
-    assert train[0] == train[1] == "train000000_00.jpg" and len(train) == 6
+    assert train[0] == train[1] == "00000_00.jpg" and len(train) == 6
     assert [p for p, _ in test] != [c for _, c in test]  # test pairs are unpaired, as VITON-HD's
     for sub in ("image", "agnostic-v3.2", "image-densepose", "cloth", "cloth-mask", "gt_cloth_warped_mask"):
-        im = Image.open(tmp_path / "test" / sub / "test000001_00.jpg")
+        im = Image.open(tmp_path / "test" / sub / "00001_00.jpg")
         assert im.size == (W, H)
-    assert Image.open(tmp_path / "train" / "agnostic-mask" / "train000002_00_mask.png").mode == "L"
-    xy = np.load(tmp_path / "test" / "correspondence" / "test000000_00.npz")["xy"]
+    assert Image.open(tmp_path / "train" / "agnostic-mask" / "00002_00_mask.png").mode == "L"
+    xy = np.load(tmp_path / "test" / "correspondence" / "00000_00.npz")["xy"]
     assert xy.shape == (H, W, 2) and np.isfinite(xy).any()
 
 
@@ -88,3 +88,19 @@ def test_correspondence_score_is_zero_for_the_true_map_and_large_for_a_uniform_o
     assert good.error_tokens < 0.05 and good.tokens == int(valid.sum()) and good.entropy < 0.3
     uniform = score_maps(torch.full((192, 192), 1 / 192), s.correspondence, qhw, khw)
     assert uniform.error_tokens > 2.0 and abs(uniform.entropy - 1.0) < 1e-5
+
+
+def test_small_vae_training_reduces_the_loss_and_saves_a_loadable_model(tmp_path):
+    import torch
+    from diffusers import AutoencoderKL
+
+    from stableviton.synthetic.train_vae import train
+
+    report = train(tmp_path / "vae", steps=40, batch=2, crop=(64, 48), height=128, width=96, lr=1e-3, log_every=10)
+    losses = [h["l1_edge"] for h in report["history"]]
+    assert losses[-1] < 0.8 * losses[0], losses
+    vae = AutoencoderKL.from_pretrained(tmp_path / "vae")
+    assert abs(vae.config.scaling_factor - report["scaling_factor"]) < 1e-6 and report["scaling_factor"] > 0
+    with torch.no_grad():
+        z = vae.encode(torch.zeros(1, 3, 128, 96)).latent_dist.mean
+    assert z.shape == (1, 4, 16, 12)

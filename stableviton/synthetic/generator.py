@@ -324,7 +324,7 @@ def render_densepose(index: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------- dataset files
 
-def write_dataset(root, n_train: int, n_test: int, height: int = 256, width: int = 192, seed: int = 0) -> None:
+def write_dataset(root, n_train: int, n_test: int, height: int = 256, width: int = 192, seed: int = 0):
     """VITON-HD folder layout (what `stableviton.training` reads), plus `correspondence/{stem}.npz`
     (float16 garment x, y per person pixel, NaN off the garment) for the correspondence benchmark."""
     from pathlib import Path
@@ -341,7 +341,7 @@ def write_dataset(root, n_train: int, n_test: int, height: int = 256, width: int
         names = []
         for i in range(count):
             s = render_pair(height, width, rng)
-            stem = f"{split}{i:06d}_00"
+            stem = f"{i:05d}_00"  # VITON-HD naming; each split has its own folders
             name = stem + ".jpg"
             for sub, arr in (("image", s.person), ("agnostic-v3.2", s.agnostic), ("image-densepose", s.densepose),
                              ("cloth", s.garment)):
@@ -355,6 +355,7 @@ def write_dataset(root, n_train: int, n_test: int, height: int = 256, width: int
         # (paired evaluation uses the person's own garment, named like the person)
         cloths = names if split == "train" or len(names) < 2 else list(np.roll(np.array(names), 1))
         (root / f"{split}_pairs.txt").write_text("".join(f"{a} {b}\n" for a, b in zip(names, cloths)))
+    return root
 
 
 def main(argv=None) -> None:

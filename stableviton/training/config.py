@@ -1,0 +1,120 @@
+"""Training configuration: YAML file + `key=value` command-line overrides (dotted keys, YAML-parsed values).
+
+Every key has a default here; unknown keys are refused (a typo must not train silently with a default).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict
+from pathlib import Path
+
+import yaml
+
+from .augment import AugmentConfig
+
+DEFAULTS: dict = {
+    "seed": 0,
+    "output_dir": "runs/stableviton",
+    "model": {
+        # StableVITON weights to start from: a folder written by `python -m stableviton.convert` or by this trainer
+        # (`<output_dir>/final`), the official .ckpt, or "tiny" (random tiny model, for tests). Stage 2 starts
+        # from stage 1's export.
+        "pretrained": None,
+        # ... or, when `pretrained` is null, Paint-by-Example (diffusers folder / Hub id / ldm .ckpt): the
+        # official initialisation.
+        "paint_by_example": None,
+        # optional VAE to swap in (official: the VITON-HD fine-tuned VAE): diffusers folder or ldm .ckpt
+        "vae": None,
+        "clip_num_attention_heads": None,  # not visible in weight shapes; default hidden/64 (16 for ViT-L/14)
+    },
+    "data": {
+        "root": None,
+        "dataset": "vitonhd",  # vitonhd | dresscode (upper body)
+        "pairs_file": None,  # default: the layout's train list
+        "height": 512,
+        "width": 384,
+        "num_workers": 4,
+    },
+    "augment": asdict(AugmentConfig()),
+    "train": {
+        "max_steps": 100_000,
+        "batch_size": 16,  # per process; official: 32 in total (2 GPUs x 16)
+        "gradient_accumulation_steps": 1,
+        "learning_rate": 1.0e-4,
+        "adam_beta1": 0.9,
+        "adam_beta2": 0.999,
+        "adam_epsilon": 1.0e-8,
+        "weight_decay": 0.01,  # torch AdamW default, as officially
+        "max_grad_norm": None,  # official: no clipping
+        "mixed_precision": "no",  # no | fp16 (official) | bf16
+        "cast_frozen": True,  # under mixed precision, keep frozen weights in fp16/bf16 (memory)
+        "cfg_dropout": 0.2,  # per step, the whole batch's image context -> the learnable vector
+        "use_atv": False,  # stage 1: False; stage 2: True (needs gt_cloth_warped_mask)
+        "atv_weight": 1.0e-3,
+        "atv_block": 4,
+        "latent_sampling": "sample",  # VAE posterior: sample (official) | mean
+        "gradient_checkpointing": False,
+        "allow_tf32": True,
+    },
+    "checkpoint": {
+        "every": 5000,  # steps
+        "keep": 3,  # most recent checkpoints kept (null = all)
+        "resume": None,  # null | "latest" | a checkpoint folder
+    },
+    "log": {
+        "every": 10,
+        "tensorboard": True,  # used if the `tensorboard` package is installed; a JSONL log is always written
+        "sample_every": 1000,  # steps (0 = never); also at the end
+        "num_samples": 4,
+        "sample_split": "test",  # unpaired pairs of this split (falls back to un-augmented training pairs)
+        "sample_steps": 25,
+        "sampler": "plms",
+    },
+}
+
+
+def _merge(base: dict, update: dict, where: str = "") -> dict:
+    for k, v in update.items():
+        if k not in base:
+            raise KeyError(f"unknown config key '{where}{k}'; known: {', '.join(sorted(base))}")
+        if isinstance(base[k], dict):
+            if not isinstance(v, dict):
+                raise TypeError(f"config key '{where}{k}' is a section; got {v!r}")
+            _merge(base[k], v, f"{where}{k}.")
+        else:
+            base[k] = v
+    return base
+
+
+def parse_override(text: str) -> dict:
+    if "=" not in text:
+        raise ValueError(f"override {text!r} is not key=value")
+    key, value = text.split("=", 1)
+    node: dict = {}
+    cur = node
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        cur[p] = {}
+        cur = cur[p]
+    parsed = yaml.safe_load(value) if value != "" else None
+    if isinstance(parsed, str):  # YAML 1.1 reads "2e-3" (no dot) as a string
+        try:
+            parsed = float(parsed)
+        except ValueError:
+            pass
+    cur[parts[-1]] = parsed
+    return node
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    cfg = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        _merge(cfg, data)
+    for o in overrides:
+        _merge(cfg, parse_override(o))
+    AugmentConfig.from_dict(cfg["augment"])  # validate
+    if cfg["train"]["mixed_precision"] not in ("no", "fp16", "bf16"):
+        raise ValueError("train.mixed_precision must be no, fp16 or bf16")
+    return cfg

@@ -1,0 +1,202 @@
+"""What trains, and the training loss.
+
+Trainable, as in the official `configure_optimizers` (counting only parameters that receive gradients): the garment
+encoder up to the last feature the warp blocks read (its deeper levels and mid block are computed by nobody and
+left out), the nine zero cross-attention (warp) blocks, `image_encoder.proj_out` and `image_encoder.uncond_vector`
+(the official `learnable_vector`). Everything else (U-Net, VAE, CLIP, mapper) is frozen; as officially, the frozen
+U-Net's encoder and middle block pass no gradient back to the image context (the official code runs them under
+`no_grad`), so `proj_out` learns only through the garment encoder and the U-Net decoder.
+
+Loss = MSE(epsilon, predicted epsilon) + ATV (stage 2): `atv_weight` x total variation of warp block 4's expected
+key coordinates over warped-cloth queries, from the maps the capturing attention processor stores
+(`AttentionStore(keep_graph=True)`), the formulation that reproduces the official `train_loss` on the parity fixture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from diffusers.utils.torch_utils import randn_tensor
+from torch import nn
+
+from ..attention import AttentionStore, attach_store, attention_tv_loss, cloth_query_mask, install_warp_processors
+from ..numerics import use_accurate_group_norm
+from ..schedulers import make_scheduler
+
+ATV_BLOCK = 4  # warp block 4: the 32x24 decoder map over 32x24 garment tokens at 512x384
+ATV_WEIGHT = 1e-3
+
+
+@dataclass
+class LossOutput:
+    loss: torch.Tensor
+    mse: torch.Tensor
+    atv: torch.Tensor
+    noise_pred: torch.Tensor
+    attention: torch.Tensor | None = None  # (B, queries, keys) head-averaged map of the ATV block
+
+
+def training_loss(unet, garment_encoder, noisy_latents: torch.Tensor, condition: torch.Tensor, context: torch.Tensor,
+                  garment_latent: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
+                  warped_mask: torch.Tensor | None = None, atv_block: int = ATV_BLOCK,
+                  atv_weight: float = ATV_WEIGHT) -> LossOutput:
+    """Epsilon MSE (+ ATV when `warped_mask` is given) for one batch of already encoded inputs.
+
+    `condition`: the 9 condition channels [agnostic latent, keep mask (1 = keep), DensePose latent];
+    `warped_mask`: the warped-garment mask at pixel or latent size (1/255 = garment).
+    """
+    x = torch.cat([noisy_latents, condition], dim=1)
+    store = None
+    if warped_mask is not None:
+        store = AttentionStore(blocks=[atv_block], keep_graph=True, device=None, dtype=None)
+    attach_store(unet, store)
+    try:
+        features = garment_encoder(x, timesteps, context, garment_latent,
+                                   num_features=unet.num_garment_features).features
+        eps = unet(x, timesteps, context, features).sample
+    finally:
+        attach_store(unet, None)
+    mse = F.mse_loss(eps.float(), noise.float())
+    atv = torch.zeros((), device=mse.device)
+    probs = None
+    if store is not None:
+        latent_hw = tuple(noisy_latents.shape[-2:])
+        hw = unet.warp_block_sizes(latent_hw)[atv_block]
+        probs = store.maps[atv_block][0]
+        atv = attention_tv_loss(probs.float(), hw, hw, cloth_query_mask(warped_mask, latent_hw, hw), weight=atv_weight)
+    return LossOutput(loss=mse + atv, mse=mse, atv=atv, noise_pred=eps, attention=probs)
+
+
+def garment_encoder_used_modules(garment_encoder, num_features: int) -> list[str]:
+    """Names of the garment encoder's sub-modules whose output never reaches the first `num_features` features."""
+    unused = ["mid_block"]
+    n = 1  # conv_in (+ hint)
+    for i, block in enumerate(garment_encoder.down_blocks):
+        if n >= num_features:
+            unused.append(f"down_blocks.{i}")
+            continue
+        n += len(block.resnets)
+        if block.downsamplers is not None:
+            if n >= num_features:
+                unused.append(f"down_blocks.{i}.downsamplers")
+            n += len(block.downsamplers)
+    return unused
+
+
+def _detach_context(module, args, kwargs):
+    if kwargs.get("encoder_hidden_states") is not None:
+        kwargs = dict(kwargs, encoder_hidden_states=kwargs["encoder_hidden_states"].detach())
+    return args, kwargs
+
+
+class TrainingModel(nn.Module):
+    """The four components with StableVITON's trainable set; `forward` gives the loss of a pixel batch."""
+
+    def __init__(self, vae, image_encoder, unet, garment_encoder, atv_block: int = ATV_BLOCK,
+                 atv_weight: float = ATV_WEIGHT, latent_sampling: str = "sample"):
+        super().__init__()
+        self.vae, self.image_encoder, self.unet, self.garment_encoder = vae, image_encoder, unet, garment_encoder
+        self.atv_block, self.atv_weight = atv_block, atv_weight
+        if latent_sampling not in ("sample", "mean"):
+            raise ValueError("latent_sampling must be 'sample' (official) or 'mean'")
+        self.latent_sampling = latent_sampling
+        self.noise_scheduler = make_scheduler("ddim")  # only its training schedule (alphas_cumprod) is used
+        for module in (vae, unet, garment_encoder):
+            use_accurate_group_norm(module)  # the pipeline's CPU numerics; no-op on GPU
+        install_warp_processors(unet)
+        self.requires_grad_(False)
+        for name, p in self.trainable_named_parameters(include_frozen=True):
+            p.requires_grad_(True)
+        self._hooks = [m.register_forward_pre_hook(_detach_context, with_kwargs=True)
+                       for m in [*unet.down_blocks, unet.mid_block] if m is not None]
+        self.vae.eval()
+        self.image_encoder.eval()
+
+    # -- the trainable set --------------------------------------------------------------------------------------
+    def trainable_named_parameters(self, include_frozen: bool = False):
+        unused = tuple(garment_encoder_used_modules(self.garment_encoder, self.unet.num_garment_features))
+        for name, p in self.garment_encoder.named_parameters():
+            if not name.startswith(unused):
+                yield f"garment_encoder.{name}", p
+        for name, p in self.unet.warp_blocks.named_parameters():
+            yield f"unet.warp_blocks.{name}", p
+        for name, p in self.image_encoder.proj_out.named_parameters():
+            yield f"image_encoder.proj_out.{name}", p
+        yield "image_encoder.uncond_vector", self.image_encoder.uncond_vector
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for _, p in self.trainable_named_parameters()]
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: p.detach().clone().contiguous() for k, p in self.trainable_named_parameters()}
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        own = dict(self.trainable_named_parameters())
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise KeyError(f"trainable weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        with torch.no_grad():
+            for k, p in own.items():
+                p.copy_(state[k])
+
+    def cast_frozen(self, dtype: torch.dtype) -> None:
+        """Frozen weights to `dtype` (memory under mixed precision); trainable ones stay float32."""
+        trainable = {id(p) for p in self.trainable_parameters()}
+        for p in self.parameters():
+            if id(p) not in trainable:
+                p.data = p.data.to(dtype)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.vae.eval()
+        self.image_encoder.eval()
+        return self
+
+    # -- encoding (frozen, no graph) ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_latent(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        dist = self.vae.encode(images.to(self.vae.dtype)).latent_dist
+        z = dist.mean if self.latent_sampling == "mean" else dist.sample(generator=generator)
+        return z.float() * self.vae.config.scaling_factor
+
+    @torch.no_grad()
+    def encode_condition(self, batch: dict, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Pixel batch -> person latent, 9 condition channels, garment latent, CLIP embeds (before proj_out)."""
+        person = self.encode_latent(batch["image"], generator)
+        keep = 1.0 - batch["agnostic_mask"].float()
+        mask = F.interpolate(keep, size=person.shape[-2:], mode="bilinear", align_corners=False, antialias=False)
+        condition = torch.cat([self.encode_latent(batch["agnostic"], generator), mask,
+                               self.encode_latent(batch["densepose"], generator)], dim=1)
+        ie = self.image_encoder
+        pixels = ie.preprocess(batch["cloth"].to(ie.dtype))
+        pooled = ie.model(pixel_values=pixels).pooler_output
+        embeds = ie.final_layer_norm(ie.mapper(pooled[:, None]))
+        return dict(person=person, condition=condition, garment=self.encode_latent(batch["cloth"], generator),
+                    embeds=embeds)
+
+    def context(self, embeds: torch.Tensor, unconditional: bool) -> torch.Tensor:
+        ie = self.image_encoder
+        if unconditional:  # official CFG dropout: the whole batch gets the learnable vector
+            return ie.unconditional_context(embeds.shape[0])
+        return ie.proj_out(embeds.to(ie.proj_out.weight.dtype))
+
+    def forward(self, batch: dict, generator: torch.Generator | None = None, unconditional: bool = False,
+                use_atv: bool = False, timesteps: torch.Tensor | None = None,
+                noise: torch.Tensor | None = None) -> LossOutput:
+        """One training loss: encode, draw t ~ U{0..T-1} and noise (from `generator`), predict epsilon."""
+        enc = self.encode_condition(batch, generator)
+        z = enc["person"]
+        n = z.shape[0]
+        if timesteps is None:
+            timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (n,), generator=generator,
+                                      device=generator.device if generator is not None else "cpu")
+        timesteps = timesteps.to(z.device).long()
+        if noise is None:
+            noise = randn_tensor(z.shape, generator=generator, device=z.device, dtype=torch.float32)
+        noisy = self.noise_scheduler.add_noise(z, noise, timesteps)
+        return training_loss(self.unet, self.garment_encoder, noisy, enc["condition"],
+                             self.context(enc["embeds"], unconditional), enc["garment"], noise, timesteps,
+                             warped_mask=batch["warped_mask"] if use_atv else None, atv_block=self.atv_block,
+                             atv_weight=self.atv_weight)
