@@ -53,7 +53,7 @@ def _to_nchw(image: ImageInput, name: str, grey: bool = False) -> torch.Tensor:
             image = image[None]
         if image.ndim != 4:
             raise InputError(f"{name}: expected an (H, W[, C]) or (B, H, W, C) array, got shape {image.shape}")
-        t = torch.from_numpy(np.ascontiguousarray(image)).permute(0, 3, 1, 2)
+        t = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(0, 3, 1, 2)  # writable for torch
     elif isinstance(image, torch.Tensor):
         t = image
         if t.dtype == torch.bool:

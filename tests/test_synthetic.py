@@ -104,3 +104,10 @@ def test_small_vae_training_reduces_the_loss_and_saves_a_loadable_model(tmp_path
     with torch.no_grad():
         z = vae.encode(torch.zeros(1, 3, 128, 96)).latent_dist.mean
     assert z.shape == (1, 4, 16, 12)
+
+
+def test_dataset_does_not_depend_on_the_number_of_workers(tmp_path):
+    write_dataset(tmp_path / "one", 3, 1, height=64, width=48, seed=2)
+    write_dataset(tmp_path / "two", 3, 1, height=64, width=48, seed=2, workers=2)
+    for rel in ("train/image/00002_00.jpg", "train/cloth-mask/00001_00.jpg", "test/agnostic-mask/00000_00_mask.png"):
+        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes()

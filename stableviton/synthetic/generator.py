@@ -324,33 +324,45 @@ def render_densepose(index: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------- dataset files
 
-def write_dataset(root, n_train: int, n_test: int, height: int = 256, width: int = 192, seed: int = 0):
+def _write_sample(args) -> str:
+    from PIL import Image
+
+    folder, split_id, i, height, width, seed, with_correspondence = args
+    s = render_pair(height, width, np.random.default_rng([seed, split_id, i]))  # per-sample seed: any worker count
+    stem = f"{i:05d}_00"  # VITON-HD naming; each split has its own folders
+    name = stem + ".jpg"
+    for sub, arr in (("image", s.person), ("agnostic-v3.2", s.agnostic), ("image-densepose", s.densepose),
+                     ("cloth", s.garment)):
+        Image.fromarray(arr).save(folder / sub / name, quality=95)
+    Image.fromarray(s.agnostic_mask).save(folder / "agnostic-mask" / f"{stem}_mask.png")
+    Image.fromarray(s.garment_mask).save(folder / "cloth-mask" / name)
+    Image.fromarray(s.warped_mask).save(folder / "gt_cloth_warped_mask" / name)
+    if with_correspondence:
+        np.savez_compressed(folder / "correspondence" / f"{stem}.npz", xy=s.correspondence.astype(np.float16))
+    return name
+
+
+def write_dataset(root, n_train: int, n_test: int, height: int = 256, width: int = 192, seed: int = 0,
+                  workers: int = 1, train_correspondence: bool = True):
     """VITON-HD folder layout (what `stableviton.training` reads), plus `correspondence/{stem}.npz`
     (float16 garment x, y per person pixel, NaN off the garment) for the correspondence benchmark."""
     from pathlib import Path
 
-    from PIL import Image
-
     root = Path(root)
-    rng = np.random.default_rng(seed)
-    for split, count in (("train", n_train), ("test", n_test)):
+    for split_id, (split, count) in enumerate((("train", n_train), ("test", n_test))):
         folder = root / split
         for sub in ("image", "agnostic-v3.2", "agnostic-mask", "image-densepose", "cloth", "cloth-mask",
                     "gt_cloth_warped_mask", "correspondence"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
-        names = []
-        for i in range(count):
-            s = render_pair(height, width, rng)
-            stem = f"{i:05d}_00"  # VITON-HD naming; each split has its own folders
-            name = stem + ".jpg"
-            for sub, arr in (("image", s.person), ("agnostic-v3.2", s.agnostic), ("image-densepose", s.densepose),
-                             ("cloth", s.garment)):
-                Image.fromarray(arr).save(folder / sub / name, quality=95)
-            Image.fromarray(s.agnostic_mask).save(folder / "agnostic-mask" / f"{stem}_mask.png")
-            Image.fromarray(s.garment_mask).save(folder / "cloth-mask" / name)
-            Image.fromarray(s.warped_mask).save(folder / "gt_cloth_warped_mask" / name)
-            np.savez_compressed(folder / "correspondence" / f"{stem}.npz", xy=s.correspondence.astype(np.float16))
-            names.append(name)
+        jobs = [(folder, split_id, i, height, width, seed, split == "test" or train_correspondence)
+                for i in range(count)]
+        if workers > 1 and count > 1:
+            from multiprocessing import get_context
+
+            with get_context("spawn").Pool(workers) as pool:
+                names = pool.map(_write_sample, jobs, chunksize=16)
+        else:
+            names = [_write_sample(j) for j in jobs]
         # as VITON-HD: train_pairs.txt pairs each person with its own garment, test_pairs.txt with another one
         # (paired evaluation uses the person's own garment, named like the person)
         cloths = names if split == "train" or len(names) < 2 else list(np.roll(np.array(names), 1))
@@ -361,7 +373,7 @@ def write_dataset(root, n_train: int, n_test: int, height: int = 256, width: int
 def main(argv=None) -> None:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m stableviton.synthetic.generator",
+    ap = argparse.ArgumentParser(prog="python -m stableviton.synthetic",
                                  description="write a synthetic try-on dataset in VITON-HD layout")
     ap.add_argument("out")
     ap.add_argument("--train", type=int, default=2000)
@@ -369,8 +381,10 @@ def main(argv=None) -> None:
     ap.add_argument("--height", type=int, default=256)
     ap.add_argument("--width", type=int, default=192)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--no-train-correspondence", action="store_true", help="write correspondence for test only")
     a = ap.parse_args(argv)
-    write_dataset(a.out, a.train, a.test, a.height, a.width, a.seed)
+    write_dataset(a.out, a.train, a.test, a.height, a.width, a.seed, a.workers, not a.no_train_correspondence)
     print(f"wrote {a.train} train / {a.test} test pairs to {a.out}")
 
 

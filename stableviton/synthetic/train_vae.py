@@ -42,6 +42,19 @@ def image_batch(rng, batch: int, height: int, width: int, crop: tuple[int, int] 
     return torch.stack(out[:batch])
 
 
+class _Crops(torch.utils.data.IterableDataset):
+    """Endless batches of crops, generated in DataLoader workers (each with its own seed)."""
+
+    def __init__(self, seed: int, batch: int, height: int, width: int, crop):
+        self.seed, self.batch, self.height, self.width, self.crop = seed, batch, height, width, crop
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([self.seed, info.id if info else 0])
+        while True:
+            yield image_batch(rng, self.batch, self.height, self.width, self.crop)
+
+
 def edge_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     dx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
     dy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
@@ -50,16 +63,17 @@ def edge_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def train(out_dir: str | Path, steps: int = 3000, batch: int = 8, crop=(128, 96), height: int = 256,
           width: int = 192, lr: float = 2e-4, kl_weight: float = 1e-6, seed: int = 0,
-          log_every: int = 100) -> dict:
+          log_every: int = 100, device: str = "cpu", workers: int = 0) -> dict:
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    vae = AutoencoderKL(**SMALL_VAE)
+    vae = AutoencoderKL(**SMALL_VAE).to(device)
     vae.train()
+    loader = iter(torch.utils.data.DataLoader(_Crops(seed, batch, height, width, crop), batch_size=None,
+                                              num_workers=workers))
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     history = []
     start = time.perf_counter()
     for step in tqdm(range(1, steps + 1), desc="VAE"):
-        x = image_batch(rng, batch, height, width, crop)
+        x = next(loader).to(device)
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample()).sample
         rec = F.l1_loss(recon, x) + edge_loss(recon, x)
@@ -71,12 +85,12 @@ def train(out_dir: str | Path, steps: int = 3000, batch: int = 8, crop=(128, 96)
             history.append({"step": step, "l1_edge": round(rec.item(), 5), "s": round(time.perf_counter() - start, 1)})
     vae.eval()
     with torch.no_grad():  # unit-variance latents for the diffusion model, as SD's 0.18215
-        x = image_batch(np.random.default_rng(seed + 1), 32, height, width, None)
+        x = image_batch(np.random.default_rng(seed + 1), 32, height, width, None).to(device)
         z = vae.encode(x).latent_dist.mean
         vae.register_to_config(scaling_factor=float(1.0 / z.std()))
         psnr = -10 * torch.log10(F.mse_loss(vae.decode(z).sample.clamp(-1, 1), x) / 4).item()
     out_dir = Path(out_dir)
-    vae.save_pretrained(out_dir)
+    vae.to("cpu").save_pretrained(out_dir)
     report = {"steps": steps, "psnr_full_images": round(psnr, 2), "scaling_factor": vae.config.scaling_factor,
               "history": history}
     (out_dir / "training_log.json").write_text(json.dumps(report, indent=1))
@@ -89,8 +103,10 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--workers", type=int, default=0, help="DataLoader processes drawing the images")
     a = ap.parse_args(argv)
-    report = train(a.out_dir, steps=a.steps, batch=a.batch, seed=a.seed)
+    report = train(a.out_dir, steps=a.steps, batch=a.batch, seed=a.seed, device=a.device, workers=a.workers)
     print(json.dumps({k: v for k, v in report.items() if k != "history"}))
 
 

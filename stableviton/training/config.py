@@ -18,7 +18,8 @@ DEFAULTS: dict = {
     "output_dir": "runs/stableviton",
     "model": {
         # StableVITON weights to start from: a folder written by `python -m stableviton.convert` or by this trainer
-        # (`<output_dir>/final`), the official .ckpt, or "tiny" (random tiny model, for tests). Stage 2 starts
+        # (`<output_dir>/final`), the official .ckpt, "tiny" (random tiny model, for tests) or "small" (fresh
+        # small model of `stableviton.synthetic.model`, for the synthetic domain). Stage 2 starts
         # from stage 1's export.
         "pretrained": None,
         # ... or, when `pretrained` is null, Paint-by-Example (diffusers folder / Hub id / ldm .ckpt): the
@@ -39,6 +40,7 @@ DEFAULTS: dict = {
     "augment": asdict(AugmentConfig()),
     "train": {
         "max_steps": 100_000,
+        "max_minutes": None,  # optional wall-clock budget: stop (and export) at the first step past it
         "batch_size": 16,  # per process; official: 32 in total (2 GPUs x 16)
         "gradient_accumulation_steps": 1,
         "learning_rate": 1.0e-4,
@@ -49,6 +51,7 @@ DEFAULTS: dict = {
         "max_grad_norm": None,  # official: no clipping
         "mixed_precision": "no",  # no | fp16 (official) | bf16
         "cast_frozen": True,  # under mixed precision, keep frozen weights in fp16/bf16 (memory)
+        "train_unet": False,  # also train the U-Net (models from scratch; official: frozen Paint-by-Example U-Net)
         "cfg_dropout": 0.2,  # per step, the whole batch's image context -> the learnable vector
         "use_atv": False,  # stage 1: False; stage 2: True (needs gt_cloth_warped_mask)
         "atv_weight": 1.0e-3,
@@ -115,6 +118,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     for o in overrides:
         _merge(cfg, parse_override(o))
     AugmentConfig.from_dict(cfg["augment"])  # validate
+    if cfg["train"]["mixed_precision"] is False:  # YAML reads a bare `no` as false
+        cfg["train"]["mixed_precision"] = "no"
     if cfg["train"]["mixed_precision"] not in ("no", "fp16", "bf16"):
         raise ValueError("train.mixed_precision must be no, fp16 or bf16")
     return cfg

@@ -95,8 +95,11 @@ class TrainingModel(nn.Module):
     """The four components with StableVITON's trainable set; `forward` gives the loss of a pixel batch."""
 
     def __init__(self, vae, image_encoder, unet, garment_encoder, atv_block: int = ATV_BLOCK,
-                 atv_weight: float = ATV_WEIGHT, latent_sampling: str = "sample"):
+                 atv_weight: float = ATV_WEIGHT, latent_sampling: str = "sample", train_unet: bool = False):
+        """`train_unet`: also train the whole U-Net (a model trained from scratch, where no pretrained U-Net exists;
+        the official recipe keeps Paint-by-Example's U-Net frozen)."""
         super().__init__()
+        self.train_unet = train_unet
         self.vae, self.image_encoder, self.unet, self.garment_encoder = vae, image_encoder, unet, garment_encoder
         self.atv_block, self.atv_weight = atv_block, atv_weight
         if latent_sampling not in ("sample", "mean"):
@@ -109,8 +112,8 @@ class TrainingModel(nn.Module):
         self.requires_grad_(False)
         for name, p in self.trainable_named_parameters(include_frozen=True):
             p.requires_grad_(True)
-        self._hooks = [m.register_forward_pre_hook(_detach_context, with_kwargs=True)
-                       for m in [*unet.down_blocks, unet.mid_block] if m is not None]
+        self._hooks = [] if train_unet else [m.register_forward_pre_hook(_detach_context, with_kwargs=True)
+                                             for m in [*unet.down_blocks, unet.mid_block] if m is not None]
         self.vae.eval()
         self.image_encoder.eval()
 
@@ -120,8 +123,9 @@ class TrainingModel(nn.Module):
         for name, p in self.garment_encoder.named_parameters():
             if not name.startswith(unused):
                 yield f"garment_encoder.{name}", p
-        for name, p in self.unet.warp_blocks.named_parameters():
-            yield f"unet.warp_blocks.{name}", p
+        for name, p in self.unet.named_parameters():
+            if name.startswith("warp_blocks.") or self.train_unet:
+                yield f"unet.{name}", p
         for name, p in self.image_encoder.proj_out.named_parameters():
             yield f"image_encoder.proj_out.{name}", p
         yield "image_encoder.uncond_vector", self.image_encoder.uncond_vector

@@ -63,6 +63,10 @@ def build_components(model_cfg: dict, seed: int = 0) -> dict:
         from ..tiny import tiny_components
 
         components = tiny_components(seed)
+    elif pretrained == "small":
+        from ..synthetic.model import small_components
+
+        components = small_components(seed)
     elif pretrained:
         from ..weights import load_pipeline
 
@@ -271,7 +275,8 @@ def train(cfg: dict) -> dict:
         (output_dir / "config.yaml").write_text(__import__("yaml").safe_dump(cfg, sort_keys=False))
 
     model = TrainingModel(**build_components(cfg["model"], cfg["seed"]), atv_block=t_cfg["atv_block"],
-                          atv_weight=t_cfg["atv_weight"], latent_sampling=t_cfg["latent_sampling"])
+                          atv_weight=t_cfg["atv_weight"], latent_sampling=t_cfg["latent_sampling"],
+                          train_unet=t_cfg["train_unet"])
     if t_cfg["gradient_checkpointing"]:
         model.garment_encoder.enable_gradient_checkpointing()
         model.unet.enable_gradient_checkpointing()
@@ -314,6 +319,7 @@ def train(cfg: dict) -> dict:
     progress = tqdm(total=t_cfg["max_steps"], initial=step, disable=not accelerator.is_local_main_process,
                     desc="train", dynamic_ncols=True)
     t0, s0 = time.perf_counter(), step
+    deadline = t0 + 60 * t_cfg["max_minutes"] if t_cfg["max_minutes"] else None
     while step < t_cfg["max_steps"]:
         ddp_model.train()
         sums = {"loss": 0.0, "mse": 0.0, "atv": 0.0}
@@ -356,6 +362,14 @@ def train(cfg: dict) -> dict:
                 grid.save(output_dir / "samples" / f"step_{step:07d}.png")
                 logger.image("samples", grid, step)
             accelerator.wait_for_everyone()
+        if deadline is not None:  # a wall-clock budget: every process stops at the same step
+            late = torch.tensor(float(time.perf_counter() > deadline), device=accelerator.device)
+            if accelerator.reduce(late, reduction="max").item() > 0:
+                values = {k: accelerator.reduce(v, reduction="mean").item() for k, v in sums.items()}
+                history.append({"step": step, **values, "stopped": "max_minutes"})
+                logger.log(values, step)
+                accelerator.print(f"time budget of {t_cfg['max_minutes']} min reached at step {step}")
+                break
     progress.close()
 
     export = output_dir / "final"
@@ -376,7 +390,7 @@ def export_pipeline(model: TrainingModel, cfg: dict, folder: Path, reload_frozen
 
     names = ("vae", "image_encoder", "unet", "garment_encoder")
     if reload_frozen:
-        fresh = TrainingModel(**build_components(cfg["model"], cfg["seed"]))
+        fresh = TrainingModel(**build_components(cfg["model"], cfg["seed"]), train_unet=cfg["train"]["train_unet"])
         fresh.load_trainable_state_dict({k: v.float().cpu() for k, v in model.trainable_state_dict().items()})
         components = {n: getattr(fresh, n) for n in names}
     else:

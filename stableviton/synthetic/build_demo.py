@@ -1,0 +1,149 @@
+"""One command from nothing to the synthetic-domain demo models (data, VAE, stage 1, stage 2 with/without ATV).
+
+    python -m stableviton.synthetic.build_demo --out outputs/synthetic --export outputs/synthetic/packed
+
+Stage 2 runs twice from the same stage-1 weights, with and without the attention total variation loss, for the
+correspondence benchmark (`python -m stableviton.synthetic.evaluate`). `--export` writes each result as compact
+fp16 safetensors (configs in the metadata) as soon as it exists; `load_packed` turns them back into a pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+CONFIGS = Path(__file__).parent / "configs"
+COMPONENTS = ("unet", "garment_encoder", "image_encoder", "vae")
+
+
+def pack(folder: str | Path, export: str | Path, name: str, with_vae: bool = False) -> list[Path]:
+    """A pipeline folder -> `{name}_unet.safetensors`, `{name}_rest.safetensors` (+ `vae.safetensors`), fp16."""
+    from ..weights import load_pipeline
+
+    pipe = load_pipeline(folder)
+    export = Path(export)
+    export.mkdir(parents=True, exist_ok=True)
+    groups = {f"{name}_unet": ("unet",), f"{name}_rest": ("garment_encoder", "image_encoder")}
+    if with_vae:
+        groups["vae"] = ("vae",)
+    written = []
+    for file, parts in groups.items():
+        tensors, meta = {}, {}
+        for part in parts:
+            module = getattr(pipe, part)
+            meta[part] = json.dumps(dict(module.config))
+            tensors.update({f"{part}.{k}": v.to(torch.float16).contiguous() for k, v in module.state_dict().items()})
+        save_file(tensors, str(export / f"{file}.safetensors"), metadata=meta)
+        written.append(export / f"{file}.safetensors")
+    return written
+
+
+def load_packed(folder: str | Path, name: str, torch_dtype: torch.dtype = torch.float32):
+    """`pack`'s files -> a StableVITONPipeline (PLMS)."""
+    from safetensors import safe_open
+
+    from ..checkpoint import instantiate
+    from ..pipeline import StableVITONPipeline
+    from ..schedulers import make_scheduler
+
+    folder = Path(folder)
+    components = {}
+    for file in (f"{name}_unet", f"{name}_rest", "vae"):
+        path = folder / f"{file}.safetensors"
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+        tensors = load_file(str(path))
+        for part, cfg in meta.items():
+            config = {k: v for k, v in json.loads(cfg).items() if not k.startswith("_")}
+            state = {k[len(part) + 1:]: v.to(torch.float32) for k, v in tensors.items() if k.startswith(part + ".")}
+            components[part] = instantiate(part, config, state, torch_dtype)
+    return StableVITONPipeline(**components, scheduler=make_scheduler("plms"))
+
+
+def _train(config: str, overrides: list[str], log: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "stableviton.training.train", "--config", str(CONFIGS / config), *overrides]
+    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def _wait(*procs: subprocess.Popen) -> None:
+    for p in procs:
+        if p.wait() != 0:
+            raise RuntimeError(f"training failed: {' '.join(map(str, p.args))}")
+
+
+def _summary(run: Path) -> dict:
+    """The loss curve of a training run (its JSONL log), thinned to at most 40 points."""
+    rows = [json.loads(line) for line in (run / "logs" / "train_log.jsonl").read_text().splitlines() if line]
+    keep = rows[:: max(1, len(rows) // 40)] + rows[-1:]
+    return {"steps": rows[-1]["step"], "steps_per_s": round(rows[-1].get("steps_per_s", 0), 2),
+            "curve": [{k: round(v, 5) if isinstance(v, float) else v for k, v in r.items()} for r in keep]}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m stableviton.synthetic.build_demo", description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="outputs/synthetic")
+    ap.add_argument("--export", default=None, help="also write compact fp16 copies here, stage by stage")
+    ap.add_argument("--train-pairs", type=int, default=4000)
+    ap.add_argument("--test-pairs", type=int, default=64)
+    ap.add_argument("--vae-steps", type=int, default=3000)
+    ap.add_argument("--stage1-minutes", type=float, default=None, help="wall-clock budget of stage 1")
+    ap.add_argument("--stage1-steps", type=int, default=None)
+    ap.add_argument("--stage2-steps", type=int, default=None)
+    ap.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
+    a = ap.parse_args(argv)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = {"started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    t = time.perf_counter()
+
+    def note(key, value):
+        log[key] = value
+        log[f"{key}_at_s"] = round(time.perf_counter() - t, 1)
+        print(key, value, flush=True)
+        if a.export:
+            Path(a.export).mkdir(parents=True, exist_ok=True)
+            (Path(a.export) / "build_log.json").write_text(json.dumps(log, indent=1))
+
+    from .generator import write_dataset
+    from .train_vae import train as train_vae
+
+    write_dataset(out / "data", a.train_pairs, a.test_pairs, workers=a.workers, train_correspondence=False)
+    note("data", f"{a.train_pairs} train / {a.test_pairs} test pairs")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    vae = train_vae(out / "vae", steps=a.vae_steps, batch=16, device=device, workers=min(8, a.workers))
+    note("vae", {k: v for k, v in vae.items() if k != "history"} | {"last": vae["history"][-1]})
+
+    common = [f"data.root={out / 'data'}", f"data.num_workers={min(8, a.workers)}"]
+    s1 = common + [f"output_dir={out / 'stage1'}", f"model.vae={out / 'vae'}"]
+    if a.stage1_minutes:
+        s1.append(f"train.max_minutes={a.stage1_minutes}")
+    if a.stage1_steps:
+        s1.append(f"train.max_steps={a.stage1_steps}")
+    _wait(_train("stage1.yaml", s1, out / "stage1.log"))
+    note("stage1", _summary(out / "stage1"))
+    if a.export:
+        pack(out / "stage1" / "final", a.export, "stage1", with_vae=True)
+
+    s2 = common + [f"model.pretrained={out / 'stage1' / 'final'}"]
+    if a.stage2_steps:
+        s2.append(f"train.max_steps={a.stage2_steps}")
+    runs = {"atv": "stage2_atv.yaml", "no_atv": "stage2_no_atv.yaml"}
+    procs = [_train(cfg, s2 + [f"output_dir={out / name}"], out / f"{name}.log") for name, cfg in runs.items()]
+    _wait(*procs)  # both at once: a small model leaves the GPU mostly idle
+    for name in runs:
+        note(name, _summary(out / name))
+        if a.export:
+            pack(out / name / "final", a.export, name)
+    note("done", True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""The small StableVITON trained on the synthetic domain: the released architecture, narrower.
+
+Same classes and code path as the full model (13-channel U-Net with 9 warp blocks, garment encoder, CLIP-style
+image encoder, KL VAE). Nothing pretrained exists at this size, so the U-Net trains too (the official recipe
+freezes a Paint-by-Example U-Net); the image encoder's CLIP tower stays at its seeded random initialisation
+(frozen random features of the garment; `proj_out` and the unconditional vector train) and the VAE is the one
+`train_vae` fits to the domain.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import configs
+from ..checkpoint import garment_encoder_config, instantiate
+
+SMALL_UNET = {**configs.UNET, "sample_size": 32, "block_out_channels": (32, 64, 96, 96), "cross_attention_dim": 64}
+SMALL_IMAGE_ENCODER = {**configs.IMAGE_ENCODER, "hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 4,
+                       "num_attention_heads": 4, "image_size": 112, "projection_dim": 64, "num_mapper_layers": 1}
+HEIGHT, WIDTH = 256, 192  # the synthetic canvas (3:4, like VITON-HD's 512x384)
+
+
+def small_components(seed: int = 0, vae=None) -> dict:
+    """Freshly initialised small components (diffusers' default inits; warp blocks start as identities)."""
+    from .train_vae import SMALL_VAE
+
+    torch.manual_seed(seed)
+    unet = instantiate("unet", SMALL_UNET)
+    return {
+        "vae": vae if vae is not None else instantiate("vae", SMALL_VAE),
+        "image_encoder": instantiate("image_encoder", SMALL_IMAGE_ENCODER),
+        "unet": unet,
+        "garment_encoder": instantiate("garment_encoder", garment_encoder_config(SMALL_UNET)),
+    }
