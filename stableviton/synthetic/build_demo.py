@@ -68,9 +68,10 @@ def load_packed(folder: str | Path, name: str, torch_dtype: torch.dtype = torch.
     return StableVITONPipeline(**components, scheduler=make_scheduler("plms"))
 
 
-def _train(config: str, overrides: list[str], log: Path) -> subprocess.Popen:
+def _train(config: str, overrides: list[str], log: Path, threads: int | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "stableviton.training.train", "--config", str(CONFIGS / config), *overrides]
-    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
+    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
 
 
 def _wait(*procs: subprocess.Popen) -> None:
@@ -98,6 +99,9 @@ def main(argv=None) -> None:
     ap.add_argument("--stage1-steps", type=int, default=None)
     ap.add_argument("--stage2-steps", type=int, default=None)
     ap.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
+    ap.add_argument("--height", type=int, default=256)
+    ap.add_argument("--width", type=int, default=192)
+    ap.add_argument("--batch", type=int, default=None, help="training batch size (default: the configs')")
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -115,13 +119,20 @@ def main(argv=None) -> None:
     from .generator import write_dataset
     from .train_vae import train as train_vae
 
-    write_dataset(out / "data", a.train_pairs, a.test_pairs, workers=a.workers, train_correspondence=False)
+    write_dataset(out / "data", a.train_pairs, a.test_pairs, height=a.height, width=a.width, workers=a.workers,
+                  train_correspondence=False)
     note("data", f"{a.train_pairs} train / {a.test_pairs} test pairs")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    vae = train_vae(out / "vae", steps=a.vae_steps, batch=16, device=device, workers=min(8, a.workers))
+    crop = (min(128, a.height), min(96, a.width))
+    vae = train_vae(out / "vae", steps=a.vae_steps, batch=16, crop=crop, height=a.height, width=a.width,
+                    device=device, workers=min(8, a.workers))
     note("vae", {k: v for k, v in vae.items() if k != "history"} | {"last": vae["history"][-1]})
 
-    common = [f"data.root={out / 'data'}", f"data.num_workers={min(8, a.workers)}"]
+    loader_workers = min(8, a.workers) if device == "cuda" else 1
+    common = [f"data.root={out / 'data'}", f"data.num_workers={loader_workers}", f"data.height={a.height}",
+              f"data.width={a.width}"] + ([f"train.batch_size={a.batch}"] if a.batch else [])
+    if device == "cpu":
+        common.append("train.mixed_precision=no")
     s1 = common + [f"output_dir={out / 'stage1'}", f"model.vae={out / 'vae'}"]
     if a.stage1_minutes:
         s1.append(f"train.max_minutes={a.stage1_minutes}")
@@ -136,7 +147,9 @@ def main(argv=None) -> None:
     if a.stage2_steps:
         s2.append(f"train.max_steps={a.stage2_steps}")
     runs = {"atv": "stage2_atv.yaml", "no_atv": "stage2_no_atv.yaml"}
-    procs = [_train(cfg, s2 + [f"output_dir={out / name}"], out / f"{name}.log") for name, cfg in runs.items()]
+    threads = max(1, (os.cpu_count() or 2) // 2) if device == "cpu" else None  # the two runs share the CPU
+    procs = [_train(cfg, s2 + [f"output_dir={out / name}"], out / f"{name}.log", threads)
+             for name, cfg in runs.items()]
     _wait(*procs)  # both at once: a small model leaves the GPU mostly idle
     for name in runs:
         note(name, _summary(out / name))

@@ -69,7 +69,8 @@ def garment_texture(h: int, w: int, pattern: str, rng) -> np.ndarray:
         img = np.where((yy < split_y)[..., None], a, np.where((xx < split_x)[..., None], b, c))
         return img.astype(np.uint8)
     elif pattern == "logo":
-        img = np.ascontiguousarray(np.broadcast_to(a, (h, w, 3)))
+        img = np.ascontiguousarray(np.broadcast_to(a.astype(np.uint8), (h, w, 3)))  # putText needs uint8 (OpenCV 5)
+        b = b.astype(np.uint8).astype(np.float64)
         cx, cy, r = w / 2, h * rng.uniform(0.38, 0.45), rng.uniform(0.05, 0.09) * w
         shape = rng.integers(0, 3)
         if shape == 0:
