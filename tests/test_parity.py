@@ -30,13 +30,6 @@ def close(name: str, ours: torch.Tensor, ref: torch.Tensor) -> None:
 
 
 @pytest.fixture(scope="module")
-def io():
-    from safetensors.torch import load_file
-
-    return load_file(str(need(PARITY / "io.safetensors")))
-
-
-@pytest.fixture(scope="module")
 def pipe():
     p = StableVITONPipeline.from_official_checkpoint(need(PARITY / "checkpoint.safetensors"),
                                                      clip_num_attention_heads=4)

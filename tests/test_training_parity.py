@@ -15,13 +15,6 @@ from .test_parity import close
 
 
 @pytest.fixture(scope="module")
-def io():
-    from safetensors.torch import load_file
-
-    return load_file(str(need(PARITY / "io.safetensors")))
-
-
-@pytest.fixture(scope="module")
 def model():
     pipe = StableVITONPipeline.from_official_checkpoint(need(PARITY / "checkpoint.safetensors"),
                                                         clip_num_attention_heads=4)
