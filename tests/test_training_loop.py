@@ -105,3 +105,19 @@ def test_cli_samples_export_inference_and_evaluation(tmp_path):
     report = json.loads((out / "metrics.json").read_text())
     assert 0 < report["metrics"]["ssim"] < 1 and report["counts"]["paired"] == 2
 
+
+
+def test_cached_encodings_train_exactly_like_pixels(small, tmp_path):
+    """`data.cache_latents` encodes once; with the same seeds the losses and weights are those of the pixel path
+    (posterior sampling, CFG dropout and ATV included)."""
+    common = ["train.max_steps=3", "train.use_atv=true", "train.cfg_dropout=0.5", "augment.color=false",
+              "augment.hflip_p=0", "checkpoint.every=3", "train.train_unet=true"]
+    pixels = train(config(small, tmp_path / "pixels", *common))
+    cached = train(config(small, tmp_path / "cached", "data.cache_latents=true", *common))
+    assert [h["loss"] for h in cached["history"]] == pytest.approx([h["loss"] for h in pixels["history"]], abs=1e-6)
+    a = load_file(str(tmp_path / "pixels/checkpoints/step_0000003/trainable.safetensors"))
+    b = load_file(str(tmp_path / "cached/checkpoints/step_0000003/trainable.safetensors"))
+    assert any(k.startswith("unet.down_blocks") for k in a)  # train_unet: the whole U-Net trains
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+    with pytest.raises(ValueError, match="augmentation off"):
+        train(config(small, tmp_path / "bad", "data.cache_latents=true", "train.max_steps=1"))

@@ -36,6 +36,9 @@ DEFAULTS: dict = {
         "height": 512,
         "width": 384,
         "num_workers": 4,
+        # encode every pair once with the frozen VAE/CLIP and train on the stored posteriors (needs augmentation
+        # off; the posterior is still sampled per step): many epochs over a small dataset, e.g. the synthetic one
+        "cache_latents": False,
     },
     "augment": asdict(AugmentConfig()),
     "train": {

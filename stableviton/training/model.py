@@ -159,6 +159,19 @@ class TrainingModel(nn.Module):
         return self
 
     # -- encoding (frozen, no graph) ----------------------------------------------------------------------------
+    LATENT_KEYS = ("image", "agnostic", "densepose", "cloth")
+
+    def _latent(self, batch: dict, key: str, generator: torch.Generator | None) -> torch.Tensor:
+        """A VAE latent of a pixel batch, or of its cached posterior (`cache_encodings`): same draws either way."""
+        if f"{key}_mean" in batch:
+            mean, std = batch[f"{key}_mean"].float(), batch[f"{key}_std"].float()
+            if self.latent_sampling == "mean":
+                z = mean
+            else:
+                z = mean + std * randn_tensor(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            return z * self.vae.config.scaling_factor
+        return self.encode_latent(batch[key], generator)
+
     @torch.no_grad()
     def encode_latent(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         dist = self.vae.encode(images.to(self.vae.dtype)).latent_dist
@@ -166,18 +179,39 @@ class TrainingModel(nn.Module):
         return z.float() * self.vae.config.scaling_factor
 
     @torch.no_grad()
-    def encode_condition(self, batch: dict, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Pixel batch -> person latent, 9 condition channels, garment latent, CLIP embeds (before proj_out)."""
-        person = self.encode_latent(batch["image"], generator)
+    def cache_encodings(self, batch: dict) -> dict[str, torch.Tensor]:
+        """What the frozen VAE and CLIP make of a pixel batch, to train many epochs without re-encoding
+        (`data.cache_latents`; only valid without augmentation): posteriors, masks at latent size, CLIP embeds."""
+        out = {}
+        for key in self.LATENT_KEYS:
+            dist = self.vae.encode(batch[key].to(self.vae.dtype)).latent_dist
+            out[f"{key}_mean"], out[f"{key}_std"] = dist.mean.float(), dist.std.float()
+        hw = out["image_mean"].shape[-2:]
         keep = 1.0 - batch["agnostic_mask"].float()
-        mask = F.interpolate(keep, size=person.shape[-2:], mode="bilinear", align_corners=False, antialias=False)
-        condition = torch.cat([self.encode_latent(batch["agnostic"], generator), mask,
-                               self.encode_latent(batch["densepose"], generator)], dim=1)
+        out["keep_mask"] = F.interpolate(keep, size=hw, mode="bilinear", align_corners=False, antialias=False)
+        if "warped_mask" in batch:  # the ATV mask is nearest-resized to latent size first anyway
+            out["warped_mask"] = F.interpolate(batch["warped_mask"].float(), size=hw, mode="nearest")
+        out["embeds"] = self._embeds(batch["cloth"])
+        return out
+
+    def _embeds(self, cloth: torch.Tensor) -> torch.Tensor:
         ie = self.image_encoder
-        pixels = ie.preprocess(batch["cloth"].to(ie.dtype))
-        pooled = ie.model(pixel_values=pixels).pooler_output
-        embeds = ie.final_layer_norm(ie.mapper(pooled[:, None]))
-        return dict(person=person, condition=condition, garment=self.encode_latent(batch["cloth"], generator),
+        pooled = ie.model(pixel_values=ie.preprocess(cloth.to(ie.dtype))).pooler_output
+        return ie.final_layer_norm(ie.mapper(pooled[:, None]))
+
+    @torch.no_grad()
+    def encode_condition(self, batch: dict, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Pixel (or cached) batch -> person latent, 9 condition channels, garment latent, CLIP embeds."""
+        person = self._latent(batch, "image", generator)
+        if "keep_mask" in batch:
+            mask = batch["keep_mask"].float()
+        else:
+            keep = 1.0 - batch["agnostic_mask"].float()
+            mask = F.interpolate(keep, size=person.shape[-2:], mode="bilinear", align_corners=False, antialias=False)
+        condition = torch.cat([self._latent(batch, "agnostic", generator), mask,
+                               self._latent(batch, "densepose", generator)], dim=1)
+        embeds = batch["embeds"] if "embeds" in batch else self._embeds(batch["cloth"])
+        return dict(person=person, condition=condition, garment=self._latent(batch, "cloth", generator),
                     embeds=embeds)
 
     def context(self, embeds: torch.Tensor, unconditional: bool) -> torch.Tensor:

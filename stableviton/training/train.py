@@ -125,6 +125,26 @@ def collate(items: list[dict]) -> dict:
     return out
 
 
+class EncodedDataset(torch.utils.data.Dataset):
+    """A dataset's frozen encodings, computed once (`data.cache_latents`); indexed like `TryOnDataset`."""
+
+    def __init__(self, model: TrainingModel, dataset, batch_size: int, device):
+        chunks = []
+        for start in range(0, len(dataset), batch_size):
+            batch = collate([dataset[(i, 0)] for i in range(start, min(start + batch_size, len(dataset)))])
+            batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+            chunks.append({k: v.cpu() for k, v in model.cache_encodings(batch).items()})
+        self.tensors = {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
+        self.pairs = dataset.pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, key):
+        index = key[0] if isinstance(key, tuple) else key
+        return {k: v[index] for k, v in self.tensors.items()}
+
+
 # -- checkpoints -----------------------------------------------------------------------------------------------
 def list_checkpoints(output_dir: Path) -> list[Path]:
     folder = output_dir / "checkpoints"
@@ -292,6 +312,15 @@ def train(cfg: dict) -> dict:
     dataset = TryOnDataset(d["root"], split="train", mode="paired", height=d["height"], width=d["width"],
                            layout=d["dataset"], pairs_file=d["pairs_file"], augment_config=cfg["augment"],
                            load_warped_mask=t_cfg["use_atv"])
+    if d["cache_latents"]:  # encode once: no augmentation can change the pixels afterwards
+        a = cfg["augment"]
+        if a["hflip_p"] or a["color"] or a["shift_scale"]:
+            raise ValueError("data.cache_latents needs augmentation off (augment.hflip_p=0, color=false, "
+                             "shift_scale=false)")
+        t_cache = time.perf_counter()
+        model.eval()
+        dataset = EncodedDataset(model, dataset, t_cfg["batch_size"], accelerator.device)
+        accelerator.print(f"cached the encodings of {len(dataset)} pairs in {time.perf_counter() - t_cache:.1f} s")
     ddp_model, optimizer = accelerator.prepare(model, optimizer)
     scaler = getattr(accelerator, "scaler", None)
 
