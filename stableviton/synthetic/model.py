@@ -14,7 +14,10 @@ import torch
 from .. import configs
 from ..checkpoint import garment_encoder_config, instantiate
 
-SMALL_UNET = {**configs.UNET, "sample_size": 32, "block_out_channels": (32, 64, 96, 96), "cross_attention_dim": 64}
+# 2 heads (head widths 16/32/48): with 8 heads of width 4, CPU flash attention took 3/4 of a training step
+# (5.6 s vs 1.8 s per batch of 16 at 256x192 on 2 cores).
+SMALL_UNET = {**configs.UNET, "sample_size": 32, "block_out_channels": (32, 64, 96, 96), "cross_attention_dim": 64,
+              "attention_head_dim": 2}
 SMALL_IMAGE_ENCODER = {**configs.IMAGE_ENCODER, "hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 4,
                        "num_attention_heads": 4, "image_size": 112, "projection_dim": 64, "num_mapper_layers": 1}
 HEIGHT, WIDTH = 256, 192  # the synthetic canvas (3:4, like VITON-HD's 512x384)
