@@ -124,14 +124,8 @@ def infer_vae_config(sd: dict[str, torch.Tensor], prefix: str = VAE) -> dict:
 
 
 def _clip_keys(sd) -> dict[str, torch.Tensor]:
-    """CLIP vision weights with the `vision_model.` level and stray `position_ids` removed."""
-    out = {}
-    for k, v in sd.items():
-        if not k.startswith(CLIP) or k.endswith(UNUSED_SUFFIXES):
-            continue
-        k = k[len(CLIP):]
-        out[k[len("vision_model."):] if k.startswith("vision_model.") else k] = v
-    return out
+    """CLIP vision weights relative to the `CLIPVisionModel`, in the transformers-5 layout (see `align_clip_keys`)."""
+    return align_clip_keys({k[len(CLIP):]: v for k, v in sd.items() if k.startswith(CLIP)}, expects_vision_model=False)
 
 
 def infer_image_encoder_config(sd: dict[str, torch.Tensor], num_attention_heads: int | None = None) -> dict:
@@ -170,7 +164,8 @@ def align_clip_keys(state: dict[str, torch.Tensor], expects_vision_model: bool) 
 
 
 def convert_image_encoder(sd: dict[str, torch.Tensor], expects_vision_model: bool = False) -> dict:
-    out = {"model." + k: v for k, v in align_clip_keys(_clip_keys(sd), expects_vision_model).items()}
+    clip = {k[len(CLIP):]: v for k, v in sd.items() if k.startswith(CLIP)}
+    out = {"model." + k: v for k, v in align_clip_keys(clip, expects_vision_model).items()}
     names = {"attn.c_proj": "attn1.to_out.0", "ln_1": "norm1", "ln_2": "norm3", "mlp.c_fc": "ff.net.0.proj",
              "mlp.c_proj": "ff.net.2"}
     for i in _idx(sd, re.escape(MAPPER) + r"(\d+)\."):
@@ -221,6 +216,9 @@ COMPONENT_SOURCES = {
     "vae": (VAE,),
     "image_encoder": ("cond_stage_model.", "proj_out.", "learnable_vector"),
 }
+
+
+COMPONENTS = tuple(COMPONENT_SOURCES)
 
 
 @dataclass
@@ -275,7 +273,7 @@ def convert_official_state_dict(
         target = sum(v.numel() for v in state_dicts[name].values())
         if source != target:
             raise CheckpointError(f"{name}: converted {target} values from {source} in the checkpoint")
-    for name in COMPONENT_CLASSES:
+    for name in COMPONENTS:
         check_complete(name, configs[name], state_dicts[name])
     unused = sorted(k for k in sd if _is_unused(k))
     return ConvertedCheckpoint(configs=configs, state_dicts=state_dicts, unused=unused)
@@ -292,14 +290,6 @@ def check_complete(name: str, config: dict, state_dict: dict[str, torch.Tensor])
         parts = [f"{len(v)} {what} (e.g. {', '.join(v[:3])})" for what, v in
                  (("missing", missing), ("unexpected", extra), ("with the wrong shape", wrong)) if v]
         raise CheckpointError(f"{name}: the checkpoint does not fit the model: " + "; ".join(parts))
-
-
-COMPONENT_CLASSES = {
-    "unet": "StableVITONUNet",
-    "garment_encoder": "GarmentEncoder",
-    "vae": "AutoencoderKL",
-    "image_encoder": "GarmentImageEncoder",
-}
 
 
 def _component_class(name: str):
@@ -340,7 +330,7 @@ def build_components(sd: dict[str, torch.Tensor], clip_num_attention_heads: int 
     """Official state dict -> {unet, garment_encoder, vae, image_encoder} modules, plus a report."""
     converted = convert_official_state_dict(sd, clip_num_attention_heads=clip_num_attention_heads)
     components = {name: instantiate(name, converted.configs[name], converted.state_dicts[name], torch_dtype)
-                  for name in COMPONENT_CLASSES}
+                  for name in COMPONENTS}
     report = [f"unused by design: {', '.join(converted.unused)}"] if converted.unused else []
     if "alphas_cumprod" in sd:
         from .schedulers import make_scheduler

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from stableviton.checkpoint import (
-    COMPONENT_CLASSES,
+    COMPONENTS,
     align_clip_keys,
     convert_official_state_dict,
     instantiate,
@@ -59,7 +59,7 @@ def test_inferred_configs_are_stableviton_sd1(converted):
     assert (clip["num_mapper_layers"], clip["projection_dim"], clip["patch_size"]) == (5, 768, 14)
 
 
-@pytest.mark.parametrize("name", list(COMPONENT_CLASSES))
+@pytest.mark.parametrize("name", list(COMPONENTS))
 def test_every_parameter_gets_a_value_of_its_shape(converted, name):
     with torch.device("meta"):
         model = _meta_model(name, converted.configs[name])

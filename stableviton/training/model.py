@@ -195,9 +195,9 @@ class TrainingModel(nn.Module):
         return out
 
     def _embeds(self, cloth: torch.Tensor) -> torch.Tensor:
+        """The garment's image embedding before `proj_out` (what CFG dropout and the cache keep)."""
         ie = self.image_encoder
-        pooled = ie.model(pixel_values=ie.preprocess(cloth.to(ie.dtype))).pooler_output
-        return ie.final_layer_norm(ie.mapper(pooled[:, None]))
+        return ie(ie.preprocess(cloth.to(ie.dtype))).image_embeds
 
     @torch.no_grad()
     def encode_condition(self, batch: dict, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
