@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from stableviton.training.config import load_config
 from stableviton.synthetic.generator import write_dataset
@@ -113,7 +114,14 @@ def test_cached_encodings_train_exactly_like_pixels(small, tmp_path):
     common = ["train.max_steps=3", "train.use_atv=true", "train.cfg_dropout=0.5", "augment.color=false",
               "augment.hflip_p=0", "checkpoint.every=3", "train.train_unet=true"]
     pixels = train(config(small, tmp_path / "pixels", *common))
-    cached = train(config(small, tmp_path / "cached", "data.cache_latents=true", *common))
+    cache = tmp_path / "encodings.safetensors"
+    cached = train(config(small, tmp_path / "cached", "data.cache_latents=true", f"data.cache_file={cache}",
+                          "data.num_workers=1", *common))
+    assert cache.is_file()
+    stamp = cache.stat().st_mtime_ns
+    reread = train(config(small, tmp_path / "reread", "data.cache_latents=true", f"data.cache_file={cache}", *common))
+    assert cache.stat().st_mtime_ns == stamp  # read back, not recomputed
+    assert [h["loss"] for h in reread["history"]] == [h["loss"] for h in cached["history"]]
     assert [h["loss"] for h in cached["history"]] == pytest.approx([h["loss"] for h in pixels["history"]], abs=1e-6)
     a = load_file(str(tmp_path / "pixels/checkpoints/step_0000003/trainable.safetensors"))
     b = load_file(str(tmp_path / "cached/checkpoints/step_0000003/trainable.safetensors"))
@@ -121,3 +129,8 @@ def test_cached_encodings_train_exactly_like_pixels(small, tmp_path):
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
     with pytest.raises(ValueError, match="augmentation off"):
         train(config(small, tmp_path / "bad", "data.cache_latents=true", "train.max_steps=1"))
+    with safe_open(str(cache), framework="pt") as f:
+        tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+    save_file(tensors, str(cache), metadata={"pairs": meta["pairs"].replace("_00", "_01", 1)})
+    with pytest.raises(ValueError, match="encodings of other pairs"):
+        train(config(small, tmp_path / "other", "data.cache_latents=true", f"data.cache_file={cache}", *common))

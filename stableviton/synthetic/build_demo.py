@@ -24,22 +24,27 @@ CONFIGS = Path(__file__).parent / "configs"
 COMPONENTS = ("unet", "garment_encoder", "image_encoder", "vae")
 
 
-def pack(folder: str | Path, export: str | Path, name: str, with_vae: bool = False) -> list[Path]:
-    """A pipeline folder -> `{name}_unet.safetensors`, `{name}_rest.safetensors` (+ `vae.safetensors`), fp16."""
+def pack(folder: str | Path, export: str | Path, name: str) -> list[Path]:
+    """A pipeline folder -> `{name}_unet.safetensors` + `{name}_rest.safetensors`, fp16 (configs in the metadata);
+    a VAE folder (name "vae") -> `vae.safetensors`."""
+    from diffusers import AutoencoderKL
+
     from ..weights import load_pipeline
 
-    pipe = load_pipeline(folder)
     export = Path(export)
     export.mkdir(parents=True, exist_ok=True)
-    groups = {f"{name}_unet": ("unet",), f"{name}_rest": ("garment_encoder", "image_encoder")}
-    if with_vae:
-        groups["vae"] = ("vae",)
+    if name == "vae":
+        modules, groups = {"vae": AutoencoderKL.from_pretrained(folder)}, {"vae": ("vae",)}
+    else:
+        pipe = load_pipeline(folder)
+        modules = {part: getattr(pipe, part) for part in ("unet", "garment_encoder", "image_encoder")}
+        groups = {f"{name}_unet": ("unet",), f"{name}_rest": ("garment_encoder", "image_encoder")}
     written = []
     for file, parts in groups.items():
         tensors, meta = {}, {}
         for part in parts:
-            module = getattr(pipe, part)
-            meta[part] = json.dumps(dict(module.config))
+            module = modules[part]
+            meta[part] = json.dumps({k: v for k, v in module.config.items() if not k.startswith("_")})
             tensors.update({f"{part}.{k}": v.to(torch.float16).contiguous() for k, v in module.state_dict().items()})
         save_file(tensors, str(export / f"{file}.safetensors"), metadata=meta)
         written.append(export / f"{file}.safetensors")
@@ -95,17 +100,23 @@ def main(argv=None) -> None:
     ap.add_argument("--train-pairs", type=int, default=4000)
     ap.add_argument("--test-pairs", type=int, default=64)
     ap.add_argument("--vae-steps", type=int, default=3000)
+    ap.add_argument("--vae-minutes", type=float, default=None, help="wall-clock budget of the VAE")
+    ap.add_argument("--vae-lr", type=float, default=2e-4)
+    ap.add_argument("--vae-crops", type=int, default=1, help="random crops per rendered image in VAE batches")
     ap.add_argument("--stage1-minutes", type=float, default=None, help="wall-clock budget of stage 1")
     ap.add_argument("--stage1-steps", type=int, default=None)
+    ap.add_argument("--stage2-minutes", type=float, default=None, help="wall-clock budget of each stage-2 run")
     ap.add_argument("--stage2-steps", type=int, default=None)
     ap.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
     ap.add_argument("--height", type=int, default=256)
     ap.add_argument("--width", type=int, default=192)
     ap.add_argument("--batch", type=int, default=None, help="training batch size (default: the configs')")
+    ap.add_argument("--pixels", action="store_true",
+                    help="train on pixels with augmentation instead of encoding every pair once (cached latents)")
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = {"started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    log = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "args": vars(a)}
     t = time.perf_counter()
 
     def note(key, value):
@@ -116,21 +127,34 @@ def main(argv=None) -> None:
             Path(a.export).mkdir(parents=True, exist_ok=True)
             (Path(a.export) / "build_log.json").write_text(json.dumps(log, indent=1))
 
-    from .generator import write_dataset
     from .train_vae import train as train_vae
 
-    write_dataset(out / "data", a.train_pairs, a.test_pairs, height=a.height, width=a.width, workers=a.workers,
-                  train_correspondence=False)
-    note("data", f"{a.train_pairs} train / {a.test_pairs} test pairs")
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    # The data (CPU) is drawn while the VAE (GPU, its own crops) trains; on a CPU they run one after the other.
+    vae_workers = max(1, (3 * a.workers) // 8)
+    data_cmd = [sys.executable, "-m", "stableviton.synthetic", str(out / "data"), "--train", str(a.train_pairs),
+                "--test", str(a.test_pairs), "--height", str(a.height), "--width", str(a.width),
+                "--workers", str(max(1, a.workers - vae_workers) if device == "cuda" else a.workers),
+                "--no-train-correspondence"]
+    data = subprocess.Popen(data_cmd, stdout=(out / "data.log").open("w"), stderr=subprocess.STDOUT)
+    if device == "cpu":
+        _wait(data)
     crop = (min(128, a.height), min(96, a.width))
     vae = train_vae(out / "vae", steps=a.vae_steps, batch=16, crop=crop, height=a.height, width=a.width,
-                    device=device, workers=min(8, a.workers))
+                    lr=a.vae_lr, device=device, workers=vae_workers if device == "cuda" else 0,
+                    crops_per_image=a.vae_crops, max_minutes=a.vae_minutes)
     note("vae", {k: v for k, v in vae.items() if k != "history"} | {"last": vae["history"][-1]})
+    _wait(data)
+    note("data", f"{a.train_pairs} train / {a.test_pairs} test pairs")
+    if a.export:
+        pack(out / "vae", a.export, "vae")
 
     loader_workers = min(8, a.workers) if device == "cuda" else 1
     common = [f"data.root={out / 'data'}", f"data.num_workers={loader_workers}", f"data.height={a.height}",
               f"data.width={a.width}"] + ([f"train.batch_size={a.batch}"] if a.batch else [])
+    if not a.pixels:  # one encoding pass shared by all three runs (stage 1 writes it with the ATV masks)
+        common += ["data.cache_latents=true", f"data.cache_file={out / 'encodings.safetensors'}",
+                   "augment.hflip_p=0", "augment.color=false"]
     if device == "cpu":
         common.append("train.mixed_precision=no")
     s1 = common + [f"output_dir={out / 'stage1'}", f"model.vae={out / 'vae'}"]
@@ -141,9 +165,11 @@ def main(argv=None) -> None:
     _wait(_train("stage1.yaml", s1, out / "stage1.log"))
     note("stage1", _summary(out / "stage1"))
     if a.export:
-        pack(out / "stage1" / "final", a.export, "stage1", with_vae=True)
+        pack(out / "stage1" / "final", a.export, "stage1")
 
     s2 = common + [f"model.pretrained={out / 'stage1' / 'final'}"]
+    if a.stage2_minutes:
+        s2.append(f"train.max_minutes={a.stage2_minutes}")
     if a.stage2_steps:
         s2.append(f"train.max_steps={a.stage2_steps}")
     runs = {"atv": "stage2_atv.yaml", "no_atv": "stage2_no_atv.yaml"}

@@ -97,11 +97,21 @@ def table(name: str, summary: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> None:
+def load_model(spec: str):
+    """A pipeline folder, or `FOLDER:NAME` for `build_demo.pack`'s compact files (e.g. `assets/demo_model:atv`)."""
+    folder, _, name = spec.rpartition(":")
+    if folder and (Path(folder) / f"{name}_unet.safetensors").is_file():
+        from .build_demo import load_packed
+
+        return load_packed(folder, name)
     from ..weights import load_pipeline
 
+    return load_pipeline(spec)
+
+
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m stableviton.synthetic.evaluate", description=__doc__.split("\n")[0])
-    ap.add_argument("weights", nargs="+", help="model folders (e.g. the ATV and no-ATV exports)")
+    ap.add_argument("weights", nargs="+", help="model folders or packed FOLDER:NAME (e.g. the ATV and no-ATV runs)")
     ap.add_argument("--data", required=True, help="synthetic dataset root (its test split is used)")
     ap.add_argument("--pairs", type=int, default=16)
     ap.add_argument("--steps", type=int, default=25)
@@ -109,7 +119,7 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     summaries = {}
     for w in a.weights:
-        pipe = load_pipeline(w)
+        pipe = load_model(w)
         pipe.set_progress_bar_config(disable=True)
         summaries[w] = summarise(evaluate(pipe, a.data, a.pairs, a.steps))
         print(table(w, summaries[w]), flush=True)

@@ -28,31 +28,37 @@ SMALL_VAE = {**configs.VAE, "block_out_channels": (32, 64, 64, 64), "layers_per_
              "scaling_factor": 1.0}
 
 
-def image_batch(rng, batch: int, height: int, width: int, crop: tuple[int, int] | None) -> torch.Tensor:
-    """[-1, 1] (B, 3, h, w) crops of every image kind the pipeline encodes."""
+def image_batch(rng, batch: int, height: int, width: int, crop: tuple[int, int] | None,
+                crops_per_image: int = 1) -> torch.Tensor:
+    """[-1, 1] (B, 3, h, w) crops of every image kind the pipeline encodes (several crops per rendering when
+    drawing, not the GPU, is what limits the speed)."""
     out = []
     while len(out) < batch:
         s = render_pair(height, width, rng)
         for img in (s.person, s.garment, s.agnostic, s.densepose):
-            if crop:
-                y = rng.integers(0, height - crop[0] + 1)
-                x = rng.integers(0, width - crop[1] + 1)
-                img = img[y:y + crop[0], x:x + crop[1]]
-            out.append(torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 127.5 - 1)
-    return torch.stack(out[:batch])
+            for _ in range(crops_per_image if crop else 1):
+                part = img
+                if crop:
+                    y = rng.integers(0, height - crop[0] + 1)
+                    x = rng.integers(0, width - crop[1] + 1)
+                    part = img[y:y + crop[0], x:x + crop[1]]
+                out.append(torch.from_numpy(np.ascontiguousarray(part)).permute(2, 0, 1).float() / 127.5 - 1)
+    order = rng.permutation(len(out))[:batch]  # mix kinds and renderings within a batch
+    return torch.stack([out[i] for i in order])
 
 
 class _Crops(torch.utils.data.IterableDataset):
     """Endless batches of crops, generated in DataLoader workers (each with its own seed)."""
 
-    def __init__(self, seed: int, batch: int, height: int, width: int, crop):
+    def __init__(self, seed: int, batch: int, height: int, width: int, crop, crops_per_image: int = 1):
         self.seed, self.batch, self.height, self.width, self.crop = seed, batch, height, width, crop
+        self.crops_per_image = crops_per_image
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([self.seed, info.id if info else 0])
         while True:
-            yield image_batch(rng, self.batch, self.height, self.width, self.crop)
+            yield image_batch(rng, self.batch, self.height, self.width, self.crop, self.crops_per_image)
 
 
 def edge_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -63,12 +69,13 @@ def edge_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def train(out_dir: str | Path, steps: int = 3000, batch: int = 8, crop=(128, 96), height: int = 256,
           width: int = 192, lr: float = 2e-4, kl_weight: float = 1e-6, seed: int = 0,
-          log_every: int = 100, device: str = "cpu", workers: int = 0) -> dict:
+          log_every: int = 100, device: str = "cpu", workers: int = 0, crops_per_image: int = 1,
+          max_minutes: float | None = None) -> dict:
     torch.manual_seed(seed)
     vae = AutoencoderKL(**SMALL_VAE).to(device)
     vae.train()
-    loader = iter(torch.utils.data.DataLoader(_Crops(seed, batch, height, width, crop), batch_size=None,
-                                              num_workers=workers))
+    loader = iter(torch.utils.data.DataLoader(_Crops(seed, batch, height, width, crop, crops_per_image),
+                                              batch_size=None, num_workers=workers))
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     history = []
     start = time.perf_counter()
@@ -81,8 +88,11 @@ def train(out_dir: str | Path, steps: int = 3000, batch: int = 8, crop=(128, 96)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if step % log_every == 0 or step == steps:
+        out_of_time = max_minutes is not None and time.perf_counter() - start > 60 * max_minutes
+        if step % log_every == 0 or step == steps or out_of_time:
             history.append({"step": step, "l1_edge": round(rec.item(), 5), "s": round(time.perf_counter() - start, 1)})
+        if out_of_time:
+            break
     vae.eval()
     with torch.no_grad():  # unit-variance latents for the diffusion model, as SD's 0.18215
         x = image_batch(np.random.default_rng(seed + 1), 32, height, width, None).to(device)
@@ -91,7 +101,7 @@ def train(out_dir: str | Path, steps: int = 3000, batch: int = 8, crop=(128, 96)
         psnr = -10 * torch.log10(F.mse_loss(vae.decode(z).sample.clamp(-1, 1), x) / 4).item()
     out_dir = Path(out_dir)
     vae.to("cpu").save_pretrained(out_dir)
-    report = {"steps": steps, "psnr_full_images": round(psnr, 2), "scaling_factor": vae.config.scaling_factor,
+    report = {"steps": history[-1]["step"], "psnr_full_images": round(psnr, 2), "scaling_factor": vae.config.scaling_factor,
               "history": history}
     (out_dir / "training_log.json").write_text(json.dumps(report, indent=1))
     return report
@@ -103,10 +113,13 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--max-minutes", type=float, default=None)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--workers", type=int, default=0, help="DataLoader processes drawing the images")
     a = ap.parse_args(argv)
-    report = train(a.out_dir, steps=a.steps, batch=a.batch, seed=a.seed, device=a.device, workers=a.workers)
+    report = train(a.out_dir, steps=a.steps, batch=a.batch, seed=a.seed, device=a.device, workers=a.workers,
+                   lr=a.lr, max_minutes=a.max_minutes)
     print(json.dumps({k: v for k, v in report.items() if k != "history"}))
 
 

@@ -39,6 +39,9 @@ DEFAULTS: dict = {
         # encode every pair once with the frozen VAE/CLIP and train on the stored posteriors (needs augmentation
         # off; the posterior is still sampled per step): many epochs over a small dataset, e.g. the synthetic one
         "cache_latents": False,
+        # with cache_latents: also store the encodings here (warped-cloth masks included, for a later ATV run) and
+        # reuse them when the file exists and lists the same pairs
+        "cache_file": None,
     },
     "augment": asdict(AugmentConfig()),
     "train": {

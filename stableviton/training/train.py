@@ -126,16 +126,38 @@ def collate(items: list[dict]) -> dict:
 
 
 class EncodedDataset(torch.utils.data.Dataset):
-    """A dataset's frozen encodings, computed once (`data.cache_latents`); indexed like `TryOnDataset`."""
+    """A dataset's frozen encodings, computed once (`data.cache_latents`); indexed like `TryOnDataset`.
 
-    def __init__(self, model: TrainingModel, dataset, batch_size: int, device):
+    With `cache_file` the encodings are also stored (safetensors, pair list in the metadata) and read back by later
+    runs over the same data and frozen encoders, e.g. the two stage-2 runs of the synthetic demo after stage 1."""
+
+    def __init__(self, model: TrainingModel, dataset, batch_size: int, device, num_workers: int = 0,
+                 cache_file: str | Path | None = None):
+        from safetensors.torch import load_file, save_file
+
+        self.pairs = dataset.pairs
+        names = json.dumps([list(p) for p in self.pairs])
+        if cache_file is not None and Path(cache_file).is_file():
+            from safetensors import safe_open
+
+            with safe_open(str(cache_file), framework="pt") as f:
+                if f.metadata().get("pairs") != names:
+                    raise ValueError(f"{cache_file} holds the encodings of other pairs; delete it or point "
+                                     "data.cache_file elsewhere")
+            self.tensors = load_file(str(cache_file))
+            return
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=[(i, 0) for i in range(len(dataset))],
+                            num_workers=num_workers, collate_fn=collate)
         chunks = []
-        for start in range(0, len(dataset), batch_size):
-            batch = collate([dataset[(i, 0)] for i in range(start, min(start + batch_size, len(dataset)))])
+        for batch in loader:
             batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
             chunks.append({k: v.cpu() for k, v in model.cache_encodings(batch).items()})
-        self.tensors = {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
-        self.pairs = dataset.pairs
+        self.tensors = {k: torch.cat([c[k] for c in chunks]).contiguous() for k in chunks[0]}
+        if cache_file is not None:
+            Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(f"{cache_file}.{os.getpid()}.tmp")  # DDP ranks write the same bytes
+            save_file(self.tensors, str(tmp), metadata={"pairs": names})
+            tmp.replace(cache_file)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -311,7 +333,7 @@ def train(cfg: dict) -> dict:
     d = cfg["data"]
     dataset = TryOnDataset(d["root"], split="train", mode="paired", height=d["height"], width=d["width"],
                            layout=d["dataset"], pairs_file=d["pairs_file"], augment_config=cfg["augment"],
-                           load_warped_mask=t_cfg["use_atv"])
+                           load_warped_mask=t_cfg["use_atv"] or bool(d["cache_file"]))
     if d["cache_latents"]:  # encode once: no augmentation can change the pixels afterwards
         a = cfg["augment"]
         if a["hflip_p"] or a["color"] or a["shift_scale"]:
@@ -319,7 +341,8 @@ def train(cfg: dict) -> dict:
                              "shift_scale=false)")
         t_cache = time.perf_counter()
         model.eval()
-        dataset = EncodedDataset(model, dataset, t_cfg["batch_size"], accelerator.device)
+        dataset = EncodedDataset(model, dataset, t_cfg["batch_size"], accelerator.device, d["num_workers"],
+                                 d["cache_file"])
         accelerator.print(f"cached the encodings of {len(dataset)} pairs in {time.perf_counter() - t_cache:.1f} s")
     ddp_model, optimizer = accelerator.prepare(model, optimizer)
     scaler = getattr(accelerator, "scaler", None)
@@ -333,8 +356,9 @@ def train(cfg: dict) -> dict:
     accum, bs = t_cfg["gradient_accumulation_steps"], t_cfg["batch_size"]
     sampler = ResumableSampler(len(dataset), bs, cfg["seed"], accelerator.num_processes, accelerator.process_index,
                                start_micro_batch=step * accum)
-    loader = DataLoader(dataset, batch_size=bs, sampler=sampler, num_workers=d["num_workers"], collate_fn=collate,
-                        pin_memory=torch.cuda.is_available(), persistent_workers=d["num_workers"] > 0)
+    workers = 0 if d["cache_latents"] else d["num_workers"]  # cached items are slices of tensors in memory
+    loader = DataLoader(dataset, batch_size=bs, sampler=sampler, num_workers=workers, collate_fn=collate,
+                        pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
     batches = iter(loader)
     logger = Logger(accelerator, output_dir, cfg)
     samples = sample_batch(cfg, dataset) if accelerator.is_main_process else None
