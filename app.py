@@ -1,6 +1,7 @@
 """StableVITON studio: the browser app.
 
-    python app.py                      # weights from --weights, $STABLEVITON_CHECKPOINT or the Hub cache
+    python app.py                      # weights from --weights, $STABLEVITON_CHECKPOINT or the Hub cache, else
+                                       # the shipped synthetic-domain demo model (assets/demo_model)
     python app.py --tiny-random        # development mode: the whole flow on a tiny random model (noise output)
 
 This file only composes: `preprocessing` (photo -> model inputs, paste back), `stableviton` (pipeline, attention
@@ -24,9 +25,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from preprocessing import GarmentInputs, PersonInputs, draw_keypoints, load_image, paste_back, prepare_garment, prepare_person
+from preprocessing import (Framing, GarmentInputs, Keypoints, ParsingResult, PersonInputs, draw_keypoints,
+                           load_image, paste_back, prepare_garment, prepare_person)
+from preprocessing.parsing import BACKGROUND, TORSO_SKIN, UPPER
 from stableviton import AttentionStore
 from stableviton.schedulers import make_scheduler
+from stableviton.synthetic import demo as demo_model
 from stableviton.weights import LICENCE_NOTE, MissingWeightsError, how_to_get_weights, load_pipeline
 from ui import viz
 from ui.editor import mask_change, mask_from_editor
@@ -34,7 +38,7 @@ from ui.editor import mask_change, mask_from_editor
 log = logging.getLogger("stableviton.app")
 
 SIZE = (512, 384)  # (H, W) of the VITON-HD checkpoint
-BLOCKS = (3, 4, 5)  # the warp blocks with 32x24 maps at 512x384
+BLOCKS = (3, 4, 5)  # the warp blocks with 32x24 maps at 512x384 (16x12 on the demo model's 256x192 canvas)
 SAMPLERS = ("plms", "ddim", "dpm++")
 MAX_CAPTURED_STEPS = 10  # attention maps kept per run (evenly spaced over the sampling steps, last included)
 MAX_SAMPLES = 4
@@ -43,17 +47,31 @@ MAX_STEPS = 100
 
 @dataclasses.dataclass
 class ModelInfo:
-    mode: str  # "model", "tiny" or "none"
+    mode: str  # "model", "demo" (synthetic-domain model), "tiny" or "none"
     description: str
     weights_help: str = ""
+    size: tuple[int, int] = SIZE  # (H, W) of the model canvas
 
     @property
     def can_try_on(self) -> bool:
         return self.mode != "none"
 
+    @property
+    def map_size(self) -> tuple[int, int]:
+        """(h, w) of the inspected attention maps (blocks 3-5 work at 1/16 of the canvas)."""
+        return self.size[0] // 16, self.size[1] // 16
 
-def load_model(weights: str | None, tiny: bool, device: str | None = None):
-    """(pipeline or None, ModelInfo). Never raises for missing weights: the page explains instead."""
+
+DEMO_DESCRIPTION = (
+    "**Synthetic-domain demo model** (no StableVITON checkpoint found). A small StableVITON (10.5 M parameters, "
+    "same architecture and code path) trained by this project on drawn people wearing drawn garments, at 256x192. "
+    "It tries on the held-out synthetic examples below; on real photos its output is out of its domain. "
+    "For real photos add the released VITON-HD checkpoint (see *How to add the released checkpoint*).")
+
+
+def load_model(weights: str | None, tiny: bool, device: str | None = None, demo: bool = True):
+    """(pipeline or None, ModelInfo). Never raises for missing weights: the shipped synthetic demo model stands in
+    (unless `demo=False`), else the page explains how to get them."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if tiny:
         from stableviton.tiny import tiny_pipeline
@@ -67,6 +85,11 @@ def load_model(weights: str | None, tiny: bool, device: str | None = None):
         pipe.set_progress_bar_config(disable=True)
         return pipe, ModelInfo("model", f"StableVITON VITON-HD weights loaded ({device}).")
     except MissingWeightsError as e:
+        if demo and demo_model.available():
+            pipe = demo_model.load_demo_pipeline(device=device)
+            pipe.set_progress_bar_config(disable=True)
+            return pipe, ModelInfo("demo", DEMO_DESCRIPTION, weights_help=str(e),
+                                   size=(demo_model.HEIGHT, demo_model.WIDTH))
         return None, ModelInfo("none", "No StableVITON weights found: preprocessing works, try-on is off.",
                                weights_help=str(e))
 
@@ -99,7 +122,7 @@ def captured_steps(sampler: str, steps: int) -> list[int]:
 
 @on_gpu
 def run_model(pipe, agnostic, mask, densepose, garment, person, steps, sampler, guidance, seed, samples,
-              repaint, keep_steps, report: Callable[[str, float], None] | None = None):
+              repaint, keep_steps, report: Callable[[str, float], None] | None = None, size: tuple[int, int] = SIZE):
     """The GPU part: one pipeline call with attention capture. Returns (list of PIL, AttentionStore)."""
     store = AttentionStore(blocks=BLOCKS, steps=keep_steps)
     device = pipe._execution_device
@@ -115,7 +138,7 @@ def run_model(pipe, agnostic, mask, densepose, garment, person, steps, sampler, 
 
     if report:
         report("Encoding person and garment", 0.0)
-    out = pipe(agnostic, mask, densepose, garment, person_image=person, height=SIZE[0], width=SIZE[1],
+    out = pipe(agnostic, mask, densepose, garment, person_image=person, height=size[0], width=size[1],
                num_inference_steps=int(steps), sampler=sampler, guidance_scale=float(guidance),
                num_images_per_input=int(samples), generator=gen, repaint=bool(repaint),
                attention_store=store, callback_on_step_end=on_step)
@@ -138,6 +161,35 @@ def warp_mask_to_canvas(mask: np.ndarray, person: PersonInputs) -> np.ndarray:
     a = np.array([[s, 0, -fr.box[0] * s], [0, s, -fr.box[1] * s]], np.float64)
     out = cv2.warpAffine(m.astype(np.float32), a, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
     return np.where(out > 127, 255, 0).astype(np.uint8)
+
+
+SYNTHETIC_EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples" / "synthetic"
+OUT_OF_DOMAIN = ("The synthetic demo model has only seen drawn people: on a real photo its result is out of its "
+                 "domain. Add the released checkpoint for real photos.")
+
+
+def synthetic_person(sample) -> PersonInputs:
+    """A held-out generator sample as the person inputs: the generator's exact agnostic image, mask and DensePose
+    (photo preprocessing is for real photos; it is not what this domain was made with)."""
+    h, w = sample.agnostic_mask.shape
+    labels = np.where(sample.densepose.any(-1), TORSO_SKIN, BACKGROUND).astype(np.uint8)  # body, coarsely
+    labels[sample.warped_mask > 127] = UPPER
+    image = Image.fromarray(sample.person)
+    return PersonInputs(
+        image=image, agnostic=Image.fromarray(sample.agnostic), agnostic_mask=sample.agnostic_mask.copy(),
+        densepose=Image.fromarray(sample.densepose),
+        keypoints=Keypoints(np.zeros((25, 2), np.float32), np.zeros(25, np.float32)),
+        parsing=ParsingResult(labels, np.zeros_like(labels), backend="synthetic generator"),
+        densepose_backend="synthetic generator", agnostic_variant="synthetic generator",
+        person_mask=np.where(labels > 0, 255, 0).astype(np.uint8),
+        framing=Framing(source_size=(w, h), box=(0, 0, w, h), canvas_size=(h, w)), original=image, num_people=1,
+        warnings=[])
+
+
+def synthetic_garment(sample) -> GarmentInputs:
+    h, w = sample.garment_mask.shape
+    return GarmentInputs(image=Image.fromarray(sample.garment), mask=sample.garment_mask.copy(),
+                         source_box=(0, 0, w, h), background="plain")
 
 
 @dataclasses.dataclass
@@ -177,13 +229,36 @@ class Studio:
         self.out = Path(outputs or tempfile.mkdtemp(prefix="stableviton-app-"))
         self.out.mkdir(parents=True, exist_ok=True)
 
+    def demo_examples(self) -> tuple:
+        """The demo model's held-out synthetic examples (written as PNG into assets/examples/synthetic)."""
+        if self.info.mode != "demo":
+            return ()
+        return demo_model.examples(SYNTHETIC_EXAMPLES)
+
     # -- step 1 ---------------------------------------------------------------------------------------------
     def prepare(self, person_src, garment_src, report: Callable[[str, float], None] | None = None):
         """Photo + garment -> (PersonInputs, GarmentInputs). Raises PreprocessingError for unusable photos."""
+        size = self.info.size
+        if self.info.mode == "demo":  # held-out synthetic examples carry their exact inputs
+            person = garment = None
+            hit = demo_model.lookup(np.asarray(load_image(person_src).image), SYNTHETIC_EXAMPLES)
+            if hit and hit[0] == "person":
+                person = synthetic_person(hit[1].sample)
+            hit = demo_model.lookup(np.asarray(load_image(garment_src).image), SYNTHETIC_EXAMPLES)
+            if hit and hit[0] == "garment":
+                garment = synthetic_garment(hit[1].sample)
+            if person is None:
+                report and report("Preprocessing: finding the person", 0.1)
+                person = prepare_person(person_src, size)
+                person.warnings.append(OUT_OF_DOMAIN)
+            if garment is None:
+                report and report("Preprocessing: the garment", 0.8)
+                garment = prepare_garment(garment_src, size)
+            return person, garment
         report and report("Preprocessing: finding the person", 0.1)
-        person = prepare_person(person_src, SIZE)
+        person = prepare_person(person_src, size)
         report and report("Preprocessing: the garment", 0.8)
-        garment = prepare_garment(garment_src, SIZE)
+        garment = prepare_garment(garment_src, size)
         return person, garment
 
     @staticmethod
@@ -221,7 +296,8 @@ class Studio:
         keep = captured_steps(sampler, steps)
         t0 = time.perf_counter()
         images, store = run_model(self.pipe, person.agnostic, person.agnostic_mask, person.densepose, garment.image,
-                                  person.image, steps, sampler, guidance, seed, samples, repaint, keep, report)
+                                  person.image, steps, sampler, guidance, seed, samples, repaint, keep, report,
+                                  size=self.info.size)
         seconds = time.perf_counter() - t0
         canvases = [np.asarray(im.convert("RGB")) for im in images]
         full = [paste_back(person.original, c, person.framing, person.agnostic_mask if repaint else None)
@@ -298,16 +374,18 @@ def parse_args(argv=None):
     p.add_argument("--tiny-random", action="store_true",
                    default=os.environ.get("STABLEVITON_TINY_RANDOM", "") in ("1", "true", "yes"),
                    help="development mode: tiny random model (noise output)")
+    p.add_argument("--no-demo", action="store_true",
+                   help="without weights, do not fall back to the synthetic-domain demo model")
     p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
     p.add_argument("--max-file-size", default="20mb")
     p.add_argument("--queue-size", type=int, default=16)
     return p.parse_args(argv)
 
 
-def build(weights: str | None = None, tiny: bool = False):
+def build(weights: str | None = None, tiny: bool = False, demo: bool = True):
     from ui.layout import build_demo  # noqa: PLC0415 - gradio is imported only for the page
 
-    pipe, info = load_model(weights, tiny)
+    pipe, info = load_model(weights, tiny, demo=demo)
     studio = Studio(pipe, info)
     return build_demo(studio, info, licence=LICENCE_NOTE), studio
 
@@ -315,7 +393,7 @@ def build(weights: str | None = None, tiny: bool = False):
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    demo, studio = build(args.weights, args.tiny_random)
+    demo, studio = build(args.weights, args.tiny_random, demo=not args.no_demo)
     log.info("%s", studio.info.description)
     from ui.layout import allowed_paths  # noqa: PLC0415
 

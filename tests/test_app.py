@@ -11,6 +11,7 @@ import urllib.request
 from io import BytesIO
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -46,21 +47,21 @@ def photos(tmp_path_factory):
     return d
 
 
-@pytest.fixture(scope="module")
-def server():
+def start_app(args: list[str], log_name: str, **extra_env):
+    """`python app.py ARGS` in a subprocess; yields its URL once it serves, stops it afterwards."""
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+           "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **extra_env}
     env.pop("STABLEVITON_TINY_RANDOM", None)
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "app_server.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py", "--tiny-random", "--port", str(port)], cwd=ROOT, env=env,
+    log = open(ARTIFACTS / log_name, "w")
+    proc = subprocess.Popen([sys.executable, "app.py", *args, "--port", str(port)], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 120
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"app exited with {proc.returncode}; see {ARTIFACTS / 'app_server.log'}")
+            raise RuntimeError(f"app exited with {proc.returncode}; see {ARTIFACTS / log_name}")
         try:
             if urllib.request.urlopen(url, timeout=2).status == 200:
                 break
@@ -77,6 +78,18 @@ def server():
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    yield from start_app(["--tiny-random"], "app_server.log")
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory):
+    """Plain `python app.py` on a machine without the released weights: the shipped synthetic demo model."""
+    nowhere = tmp_path_factory.mktemp("no-weights") / "VITONHD.ckpt"
+    yield from start_app([], "app_demo_server.log", STABLEVITON_CHECKPOINT=str(nowhere))
 
 
 @pytest.fixture(scope="module")
@@ -259,4 +272,63 @@ def test_browser_flow_prepare_edit_tryon_inspect(server, photos):
         assert "Traceback" not in page.content()
         page.screenshot(path=str(ARTIFACTS / "app_error.png"))
 
+        browser.close()
+
+
+SYNTHETIC = ROOT / "assets" / "examples" / "synthetic"
+
+
+def test_default_app_is_the_synthetic_demo_and_says_so(demo_server):
+    html = urllib.request.urlopen(demo_server, timeout=10).read().decode()
+    assert "Synthetic-domain demo model" in html and "How to add the released checkpoint" in html
+    assert "Upper body (synthetic demo model)" in html and "CC BY-NC-SA 4.0" in html
+    assert "synthetic_person_0.png" in html  # its examples come from the generator
+
+
+def test_demo_tryon_api_on_a_held_out_pair(demo_server):
+    gradio_client = pytest.importorskip("gradio_client")
+    from gradio_client import handle_file
+
+    from stableviton.synthetic.demo import held_out_sample
+
+    client = gradio_client.Client(demo_server, verbose=False)
+    image, attention, info = client.predict(
+        handle_file(str(SYNTHETIC / "synthetic_person_1.png")), handle_file(str(SYNTHETIC / "synthetic_garment_1.png")),
+        20, 7, "plms", 1.0, True, None, True, api_name="/tryon")
+    assert info["model"] == "demo" and info["size"] == [192, 256] and info["warnings"] == []
+    s = held_out_sample(1)
+    out = np.asarray(Image.open(image).convert("RGB")).astype(int)
+    inside = s.agnostic_mask > 0
+    near = cv2.dilate(s.agnostic_mask, np.ones((9, 9), np.uint8)) > 0  # paste_back feathers the mask edge
+    np.testing.assert_array_equal(out[~near], s.person.astype(int)[~near])
+    err = np.abs(out - s.person)[inside].mean()
+    noise = np.abs(np.random.default_rng(0).integers(0, 256, s.person.shape) - s.person)[inside].mean()
+    assert err < 0.6 * noise, (err, noise)
+    maps = np.load(attention)["maps_block4"]
+    assert maps.shape[1:] == (1, 16 * 12, 16 * 12)
+
+
+def test_browser_flow_on_the_demo_model(demo_server):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(demo_server)
+        page.wait_for_selector("#prepare-btn")
+        page.locator("#synthetic-examples tr.tr-body").first.click()  # held-out pair 0: person + its garment
+        page.wait_for_selector("#person img")
+        page.wait_for_selector("#garment img")
+        page.click("#prepare-btn")
+        page.wait_for_selector("#densepose img", timeout=60000)
+        assert "synthetic generator" in page.locator("#prep-info").inner_text()
+        page.click("#tryon-btn")
+        page.wait_for_selector("#inspect-result img", timeout=180000)
+        page.wait_for_selector("#point-map img")
+        info = page.locator("#run-info").inner_text()
+        assert "30 steps plms" in info and "result 192x256" in info, info
+        assert "of 16x12" in page.locator("#point-info").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "app_demo.png"), full_page=True)
+        _crop_section(page, ARTIFACTS / "app_demo.png", "#before-after", "#sharpness", ARTIFACTS / "readme_demo.png")
         browser.close()

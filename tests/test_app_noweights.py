@@ -10,7 +10,7 @@ from ui.messages import user_message
 
 def test_missing_weights_mode(monkeypatch, tmp_path):
     monkeypatch.setenv(ENV_CHECKPOINT, str(tmp_path / "nowhere.ckpt"))
-    pipe, info = app.load_model(None, tiny=False, device="cpu")
+    pipe, info = app.load_model(None, tiny=False, device="cpu", demo=False)
     assert pipe is None and info.mode == "none" and not info.can_try_on
     assert ENV_CHECKPOINT in info.weights_help and "python -m stableviton.convert" in info.weights_help
     studio = app.Studio(pipe, info, outputs=tmp_path)

@@ -20,6 +20,7 @@ log = logging.getLogger("stableviton.app")
 BLOCKS = (3, 4, 5)
 SAMPLERS = ("plms", "ddim", "dpm++")
 CATEGORY = "Upper body (VITON-HD checkpoint)"
+DEMO_CATEGORY = "Upper body (synthetic demo model)"
 
 
 class PhotoInput(gr.Image):
@@ -67,8 +68,10 @@ def _fmt_timings(t: dict) -> str:
 
 
 def build_demo(studio, info, licence: str) -> gr.Blocks:
-    tiny = info.mode == "tiny"
+    tiny, synthetic = info.mode == "tiny", info.mode == "demo"
     default_steps = 3 if tiny else 30
+    mh, mw = info.map_size
+    category = DEMO_CATEGORY if synthetic else CATEGORY
 
     with gr.Blocks(title="StableVITON studio") as demo:
         gr.Markdown("# StableVITON studio\nVirtual try-on with an attention inspector: see where on the garment "
@@ -76,6 +79,9 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
         gr.Markdown(f"**Model:** {info.description}", elem_id="mode-banner")
         if info.mode == "none":
             gr.Markdown("### How to get the weights\n```\n" + info.weights_help + "\n```", elem_id="weights-help")
+        if synthetic:
+            with gr.Accordion("How to add the released checkpoint (real photos)", open=False):
+                gr.Markdown("```\n" + info.weights_help + "\n```", elem_id="weights-help")
         gr.Markdown(f"**Licence:** {licence}", elem_id="licence")
 
         prep_state = gr.State(None)
@@ -89,12 +95,21 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
             garment = PhotoInput(label="Garment (flat lay or catalogue photo)", sources=["upload", "clipboard"],
                                  type="filepath", elem_id="garment", height=360)
             with gr.Column():
-                gr.Dropdown([CATEGORY], value=CATEGORY, label="Category", interactive=False, elem_id="category",
-                            info="The VITON-HD checkpoint is trained on upper-body garments (tops, shirts, "
-                                 "T-shirts) only; lower-body and dresses are not supported by these weights.")
+                gr.Dropdown([category], value=category, label="Category", interactive=False, elem_id="category",
+                            info="Trained on upper-body garments (tops, shirts, T-shirts) only; lower-body and "
+                                 "dresses are not supported by these weights.")
                 prepare_btn = gr.Button("Prepare", variant="primary", elem_id="prepare-btn")
                 gr.Markdown("Prepare finds your pose and the region the garment will cover. Check the red mask, "
                             "fix it with the brush or eraser, then press *Try on*.")
+        if synthetic:
+            shown = studio.demo_examples()
+            with gr.Row():
+                gr.Examples([[str(e.person_png), str(e.garment_png)] for e in shown], inputs=[person, garment],
+                            label="Held-out synthetic pairs (never seen in training; person with its own garment)",
+                            examples_per_page=len(shown), elem_id="synthetic-examples")
+                gr.Examples([[str(e.garment_png)] for e in shown], inputs=[garment],
+                            label="Synthetic garments (combine with any synthetic person)",
+                            examples_per_page=len(shown))
         with gr.Row():
             persons = package_person_examples()
             if persons:
@@ -108,7 +123,7 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
                                     type="numpy", image_mode="RGBA", sources=(), transforms=(), layers=False,
                                     brush=gr.Brush(colors=[BRUSH_COLOUR], color_mode="fixed", default_size=14),
                                     eraser=gr.Eraser(default_size=14), elem_id="mask-editor", height=560,
-                                    canvas_size=(384, 512))
+                                    canvas_size=(info.size[1], info.size[0]))
             with gr.Column():
                 with gr.Row():
                     pose_img = gr.Image(label="Pose", interactive=False, elem_id="pose", height=260)
@@ -143,9 +158,9 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
             run_info = gr.Markdown(elem_id="run-info")
 
         gr.Markdown("## 4. Attention inspector\nClick any point of the result: the right panel shows the zero "
-                    "cross-attention map of that query token (32x24 grid, averaged over heads) on the garment.")
+                    f"cross-attention map of that query token ({mh}x{mw} grid, averaged over heads) on the garment.")
         with gr.Row():
-            block = gr.Radio(list(BLOCKS), value=4, label="Warp block (32x24 maps)", elem_id="block")
+            block = gr.Radio(list(BLOCKS), value=4, label=f"Warp block ({mh}x{mw} maps)", elem_id="block")
             step_pos = gr.Slider(0, 1, value=0, step=1, label="Captured sampling step", elem_id="step-pos")
             sample = gr.Slider(0, 3, value=0, step=1, label="Sample", elem_id="sample")
         with gr.Row():

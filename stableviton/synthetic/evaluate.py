@@ -48,29 +48,57 @@ def masked_quality(generated: np.ndarray, target: np.ndarray, mask: np.ndarray) 
     return psnr, float(ssim(crop(generated), crop(target))[0])
 
 
-def evaluate(pipe, data_root: str | Path, pairs: int = 16, steps: int = 25, blocks=tuple(range(9)),
-             seed: int = 0) -> list[PairResult]:
+@dataclass
+class HeldOut:
+    """One held-out pair as the model sees it (uint8 arrays) + the ground truth."""
+
+    name: str
+    agnostic: np.ndarray
+    mask: np.ndarray
+    densepose: np.ndarray
+    garment: np.ndarray
+    person: np.ndarray  # ground truth
+    correspondence: np.ndarray  # HxWx2 garment (x, y) per person pixel, NaN off the garment
+
+
+def read_test_split(data_root: str | Path, pairs: int = 16) -> list[HeldOut]:
+    """The test split written by `write_dataset` (the person with their own garment)."""
     folder = Path(data_root) / "test"
     names = sorted(p.name for p in (folder / "image").glob("*.jpg"))[:pairs]
-    results = []
-    for i, name in enumerate(names):
+    out = []
+    for name in names:
         stem = name.rsplit(".", 1)[0]
-        mask = _load(folder, "agnostic-mask", f"{stem}_mask.png")
-        h, w = mask.shape
+        out.append(HeldOut(name, _load(folder, "agnostic-v3.2", name), _load(folder, "agnostic-mask", f"{stem}_mask.png"),
+                           _load(folder, "image-densepose", name), _load(folder, "cloth", name),
+                           _load(folder, "image", name),
+                           np.load(folder / "correspondence" / f"{stem}.npz")["xy"].astype(np.float32)))
+    return out
+
+
+def from_sample(name: str, s) -> HeldOut:
+    """A generator `Sample` rendered in memory (no JPEG round trip)."""
+    return HeldOut(name, s.agnostic, s.agnostic_mask, s.densepose, s.garment, s.person, s.correspondence)
+
+
+def evaluate(pipe, pairs: list[HeldOut], steps: int = 25, blocks=tuple(range(9)), seed: int = 0) -> list[PairResult]:
+    results = []
+    for i, pair in enumerate(pairs):
+        h, w = pair.mask.shape
         store = AttentionStore(blocks=blocks)
-        out = pipe(_load(folder, "agnostic-v3.2", name), mask, _load(folder, "image-densepose", name),
-                   _load(folder, "cloth", name), height=h, width=w, num_inference_steps=steps,
-                   generator=torch.Generator().manual_seed(seed + i), attention_store=store, output_type="pil")
+        out = pipe(pair.agnostic, pair.mask, pair.densepose, pair.garment, height=h, width=w,
+                   num_inference_steps=steps, generator=torch.Generator().manual_seed(seed + i),
+                   attention_store=store, output_type="pil")
         generated = np.asarray(out.images[0])
-        psnr, ssim_value = masked_quality(generated, _load(folder, "image", name), mask)
-        corr = np.load(folder / "correspondence" / f"{stem}.npz")["xy"].astype(np.float32)
+        psnr, ssim_value = masked_quality(generated, pair.person, pair.mask)
         last = max(store.timesteps)
         per_block = {}
         for b in blocks:
             qhw, khw = store.sizes[b]
-            s = score_maps(store.maps[b][last][0], corr, qhw, khw)
-            per_block[b] = {**asdict(s), "size": f"{qhw[0]}x{qhw[1]}"}
-        results.append(PairResult(name, psnr, ssim_value, per_block))
+            probs = store.maps[b][last][0]
+            s = score_maps(probs, pair.correspondence, qhw, khw)
+            uniform = score_maps(torch.full_like(probs, 1.0 / probs.shape[-1]), pair.correspondence, qhw, khw)
+            per_block[b] = {**asdict(s), "uniform_error_tokens": uniform.error_tokens, "size": f"{qhw[0]}x{qhw[1]}"}
+        results.append(PairResult(pair.name, psnr, ssim_value, per_block))
     return results
 
 
@@ -80,20 +108,22 @@ def summarise(results: list[PairResult]) -> dict:
                "ssim": float(np.mean([r.ssim for r in results])), "blocks": {}}
     for b in blocks:
         rows = [r.blocks[b] for r in results if r.blocks[b]["tokens"] > 0]
+        weights = [x["tokens"] for x in rows]
         summary["blocks"][b] = {
             "size": results[0].blocks[b]["size"],
-            "error_tokens": float(np.average([x["error_tokens"] for x in rows], weights=[x["tokens"] for x in rows])),
-            "entropy": float(np.average([x["entropy"] for x in rows], weights=[x["tokens"] for x in rows])),
+            **{key: float(np.average([x[key] for x in rows], weights=weights))
+               for key in ("error_tokens", "uniform_error_tokens", "entropy")},
         }
     return summary
 
 
 def table(name: str, summary: dict) -> str:
     lines = [f"### {name}: {summary['pairs']} held-out pairs, masked PSNR {summary['psnr']:.2f} dB, "
-             f"SSIM {summary['ssim']:.3f}", "", "| warp block | maps | correspondence error (tokens) | entropy |",
-             "|---|---|---|---|"]
+             f"SSIM {summary['ssim']:.3f}", "", "| warp block | maps | correspondence error (tokens) | uniform-map error | entropy |",
+             "|---|---|---|---|---|"]
     for b, s in summary["blocks"].items():
-        lines.append(f"| {b} | {s['size']} | {s['error_tokens']:.2f} | {s['entropy']:.3f} |")
+        lines.append(f"| {b} | {s['size']} | {s['error_tokens']:.2f} | {s['uniform_error_tokens']:.2f} | "
+                     f"{s['entropy']:.3f} |")
     return "\n".join(lines)
 
 
@@ -121,7 +151,7 @@ def main(argv=None) -> None:
     for w in a.weights:
         pipe = load_model(w)
         pipe.set_progress_bar_config(disable=True)
-        summaries[w] = summarise(evaluate(pipe, a.data, a.pairs, a.steps))
+        summaries[w] = summarise(evaluate(pipe, read_test_split(a.data, a.pairs), a.steps))
         print(table(w, summaries[w]), flush=True)
     if a.json:
         Path(a.json).write_text(json.dumps(summaries, indent=1))

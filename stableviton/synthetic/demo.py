@@ -1,0 +1,138 @@
+"""The shipped synthetic-domain demo model and its held-out examples.
+
+The released VITON-HD checkpoint (10 GB, non-commercial) cannot be fetched everywhere; the small model trained on
+the synthetic domain (`build_demo`, ~21 MB fp16 in `assets/demo_model/`) lets the app try on out of the box. It
+knows only drawn people: its examples are held-out generator samples (test split seeds, never trained on), whose
+exact agnostic image, mask and DensePose come from the generator instead of photo preprocessing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .generator import Sample, render_pair
+from .model import HEIGHT, WIDTH
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo_model"
+NAME = "atv"  # the stage-2 run with the attention total variation loss
+TEST_SPLIT = 1  # `write_dataset`'s split id of the test pairs: the same seeds give the same held-out samples
+BLOCKS = (3, 4, 5)  # the released model's inspected level; 16x12 maps on the 256x192 canvas
+
+
+def available(folder: str | Path = DEMO_DIR) -> bool:
+    folder = Path(folder)
+    return all((folder / f"{f}.safetensors").is_file() for f in (f"{NAME}_unet", f"{NAME}_rest", "vae"))
+
+
+def load_demo_pipeline(folder: str | Path = DEMO_DIR, device: str | torch.device = "cpu",
+                       torch_dtype: torch.dtype = torch.float32):
+    from .build_demo import load_packed
+
+    return load_packed(folder, NAME, torch_dtype).to(device)
+
+
+def report(folder: str | Path = DEMO_DIR) -> dict:
+    """The build log and benchmark numbers shipped beside the weights (empty when absent)."""
+    path = Path(folder) / "benchmark.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def held_out_sample(index: int, seed: int = 0, height: int = HEIGHT, width: int = WIDTH) -> Sample:
+    """Test pair `index` of `write_dataset(..., seed=seed)` at the demo canvas, rendered in memory."""
+    return render_pair(height, width, np.random.default_rng([seed, TEST_SPLIT, index]))
+
+
+def fingerprint(image: np.ndarray) -> str:
+    """Identifies an example by its pixels (files get renamed and copied by the browser and Gradio)."""
+    a = np.ascontiguousarray(np.asarray(image, dtype=np.uint8)[..., :3])
+    return hashlib.sha1(a.tobytes() + str(a.shape).encode()).hexdigest()
+
+
+@dataclass
+class Example:
+    index: int
+    person_png: Path
+    garment_png: Path
+    sample: Sample
+
+
+@lru_cache(maxsize=4)
+def examples(folder: str | Path, count: int = 6, seed: int = 0) -> tuple[Example, ...]:
+    """Held-out samples written as PNG (lossless, so the pixels identify the sample) into `folder`; pair `i` is
+    person `i` with its own garment. Garments may be combined with any example person."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(count):
+        s = held_out_sample(i, seed)
+        person, garment = folder / f"synthetic_person_{i}.png", folder / f"synthetic_garment_{i}.png"
+        for path, arr in ((person, s.person), (garment, s.garment)):
+            if not path.is_file() or fingerprint(np.asarray(Image.open(path).convert("RGB"))) != fingerprint(arr):
+                Image.fromarray(arr).save(path)
+        out.append(Example(i, person, garment, s))
+    return tuple(out)
+
+
+def lookup(image: np.ndarray, folder: str | Path, count: int = 6) -> tuple[str, Example] | None:
+    """("person" | "garment", example) when `image` is one of the example pictures, else None."""
+    key = fingerprint(image)
+    for ex in examples(folder, count):
+        if fingerprint(ex.sample.person) == key:
+            return "person", ex
+        if fingerprint(ex.sample.garment) == key:
+            return "garment", ex
+    return None
+
+
+# -- the numbers shipped beside the weights ---------------------------------------------------------------------
+REGRESSION_PAIRS = (0, 1, 2, 3)
+REGRESSION_STEPS = 20
+
+
+def regression_summary(pipe) -> dict:
+    """Held-out pairs rendered in memory, fixed seeds: what `tests/test_demo_model.py` compares with."""
+    from .evaluate import evaluate, from_sample, summarise
+
+    pairs = [from_sample(str(i), held_out_sample(i)) for i in REGRESSION_PAIRS]
+    return summarise(evaluate(pipe, pairs, steps=REGRESSION_STEPS, blocks=BLOCKS))
+
+
+def main(argv=None) -> None:
+    """Benchmark the shipped model (and a control, e.g. the no-ATV run) and write `benchmark.json` beside it."""
+    import argparse
+
+    from .evaluate import evaluate, load_model, read_test_split, summarise, table
+
+    ap = argparse.ArgumentParser(prog="python -m stableviton.synthetic.demo", description=main.__doc__)
+    ap.add_argument("--data", required=True, help="synthetic dataset root (its test split is used)")
+    ap.add_argument("--control", action="append", default=[], help="FOLDER:NAME of a model to compare with")
+    ap.add_argument("--pairs", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--training", default=None, help="JSON file describing how the weights were trained")
+    ap.add_argument("--folder", default=str(DEMO_DIR))
+    a = ap.parse_args(argv)
+    pairs = read_test_split(a.data, a.pairs)
+    report = {"benchmark": {"pairs": len(pairs), "steps": a.steps, "sampler": "plms", "start": "pure noise"}}
+    for name, spec in [("shipped", f"{a.folder}:{NAME}"), *((c.rpartition(":")[2], c) for c in a.control)]:
+        pipe = load_model(spec)
+        pipe.set_progress_bar_config(disable=True)
+        report[name] = summarise(evaluate(pipe, pairs, a.steps))
+        print(table(name, report[name]), flush=True)
+        if name == "shipped":
+            report["regression"] = regression_summary(pipe)
+    if a.training:
+        report["training"] = json.loads(Path(a.training).read_text())
+    (Path(a.folder) / "benchmark.json").write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
