@@ -69,9 +69,11 @@ DEMO_DESCRIPTION = (
     "For real photos add the released VITON-HD checkpoint (see *How to add the released checkpoint*).")
 
 
-def load_model(weights: str | None, tiny: bool, device: str | None = None, demo: bool = True):
+def load_model(weights: str | None, tiny: bool, device: str | None = None, demo: bool = True,
+               download: bool | None = None):
     """(pipeline or None, ModelInfo). Never raises for missing weights: the shipped synthetic demo model stands in
-    (unless `demo=False`), else the page explains how to get them."""
+    (unless `demo=False`), else the page explains how to get them. The 10 GB checkpoint is downloaded only when
+    asked (`download=True`, `--download`) or on a Hugging Face Space: a first start should not stall on it."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if tiny:
         from stableviton.tiny import tiny_pipeline
@@ -81,7 +83,9 @@ def load_model(weights: str | None, tiny: bool, device: str | None = None, demo:
             "and attention capture are real, but its output is noise-like by design: this is not a try-on.")
     try:
         dtype = torch.float16 if device == "cuda" else None
-        pipe = load_pipeline(weights, torch_dtype=dtype, device=device)
+        if download is None:
+            download = bool(os.environ.get("SPACE_ID"))
+        pipe = load_pipeline(weights, torch_dtype=dtype, device=device, allow_download=download)
         pipe.set_progress_bar_config(disable=True)
         return pipe, ModelInfo("model", f"StableVITON VITON-HD weights loaded ({device}).")
     except MissingWeightsError as e:
@@ -374,6 +378,8 @@ def parse_args(argv=None):
     p.add_argument("--tiny-random", action="store_true",
                    default=os.environ.get("STABLEVITON_TINY_RANDOM", "") in ("1", "true", "yes"),
                    help="development mode: tiny random model (noise output)")
+    p.add_argument("--download", action="store_true", default=None,
+                   help="fetch the released checkpoint (~10 GB) from the Hub if it is not cached (default on Spaces)")
     p.add_argument("--no-demo", action="store_true",
                    help="without weights, do not fall back to the synthetic-domain demo model")
     p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
@@ -382,10 +388,10 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def build(weights: str | None = None, tiny: bool = False, demo: bool = True):
+def build(weights: str | None = None, tiny: bool = False, demo: bool = True, download: bool | None = None):
     from ui.layout import build_demo  # noqa: PLC0415 - gradio is imported only for the page
 
-    pipe, info = load_model(weights, tiny, demo=demo)
+    pipe, info = load_model(weights, tiny, demo=demo, download=download)
     studio = Studio(pipe, info)
     return build_demo(studio, info, licence=LICENCE_NOTE), studio
 
@@ -393,7 +399,7 @@ def build(weights: str | None = None, tiny: bool = False, demo: bool = True):
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    demo, studio = build(args.weights, args.tiny_random, demo=not args.no_demo)
+    demo, studio = build(args.weights, args.tiny_random, demo=not args.no_demo, download=args.download)
     log.info("%s", studio.info.description)
     from ui.layout import allowed_paths  # noqa: PLC0415
 

@@ -50,7 +50,8 @@ def how_to_get_weights(source: WeightsSource | None = None) -> str:
         f"{ENV_CHECKPOINT}=/path/to/VITONHD.ckpt;\n"
         "  * optionally convert it once to a compact diffusers folder: "
         "`python -m stableviton.convert VITONHD.ckpt stableviton-vitonhd`, then point to that folder;\n"
-        "  * or allow downloads (unset HF_HUB_OFFLINE) so it is fetched from the Hub on first use.\n"
+        "  * or allow downloads (unset HF_HUB_OFFLINE; the app: `python app.py --download`) so it is fetched from "
+        "the Hub on first use.\n"
         + LICENCE_NOTE
     )
 

@@ -334,3 +334,19 @@ def test_config_overrides_and_unknown_keys(tmp_path):
     assert cfg["train"]["cfg_dropout"] == 0.2 and cfg["train"]["learning_rate"] == 1e-4
     with pytest.raises(KeyError, match="train.batchsize"):
         load_config(None, ["train.batchsize=3"])
+
+
+def test_wake_garment_path_leaves_one_zero_layer():
+    """Officially hint conv, proj_out and zero conv all start at zero; `model.wake_garment_path` (from-scratch
+    models) gives the first two PyTorch's default init and keeps the warp zero conv at zero."""
+    from stableviton.training.train import build_components
+
+    def norms(components):
+        ge, unet = components["garment_encoder"], components["unet"]
+        return (ge.controlnet_cond_embedding.weight.abs().sum().item(),
+                sum(b.attn.proj_out.weight.abs().sum().item() for b in unet.warp_blocks),
+                sum(b.zero_conv.weight.abs().sum().item() for b in unet.warp_blocks))
+
+    assert norms(build_components({"pretrained": "small"})) == (0.0, 0.0, 0.0)  # fresh, as officially
+    hint, proj, zero = norms(build_components({"pretrained": "small", "wake_garment_path": True}))
+    assert hint > 0 and proj > 0 and zero == 0.0

@@ -28,6 +28,9 @@ DEFAULTS: dict = {
         # optional VAE to swap in (official: the VITON-HD fine-tuned VAE): diffusers folder or ldm .ckpt
         "vae": None,
         "clip_num_attention_heads": None,  # not visible in weight shapes; default hidden/64 (16 for ViT-L/14)
+        # default (non-zero) init for the hint conv and the warp blocks' proj_out, keeping one zero layer on the
+        # garment path (see train.wake_garment_path): for models trained from scratch
+        "wake_garment_path": False,
     },
     "data": {
         "root": None,

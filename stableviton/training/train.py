@@ -81,7 +81,23 @@ def build_components(model_cfg: dict, seed: int = 0) -> dict:
         raise ValueError("set model.pretrained (StableVITON weights or 'tiny') or model.paint_by_example")
     if model_cfg.get("vae"):
         components["vae"] = load_vae(model_cfg["vae"])
+    if model_cfg.get("wake_garment_path"):
+        wake_garment_path(components["unet"], components["garment_encoder"], seed)
     return {k: v.float() for k, v in components.items()}
+
+
+def wake_garment_path(unet, garment_encoder, seed: int = 0) -> None:
+    """Give the garment's hint conv and each warp block's transformer `proj_out` PyTorch's default init, leaving
+    one zero layer (the warp zero conv) on the path, as ControlNet does.
+
+    Officially three zero-initialised layers lie in series between the garment latent and the U-Net (hint conv,
+    proj_out, zero conv), so each gets a gradient only once the others have grown. From a pretrained
+    Paint-by-Example U-Net that is slow but fine; for a model trained from scratch the garment signal stayed
+    negligible (uniform maps, no garment colour after ~1400 steps of the synthetic demo, measured)."""
+    torch.manual_seed(seed + 7)
+    garment_encoder.controlnet_cond_embedding.reset_parameters()
+    for block in unet.warp_blocks:
+        block.attn.proj_out.reset_parameters()
 
 
 # -- deterministic data order ----------------------------------------------------------------------------------
