@@ -36,3 +36,17 @@ def toy_inputs(height: int = 128, width: int = 96, seed: int = 0) -> dict:
     agnostic[mask > 0] = 128
     return dict(agnostic_image=agnostic, agnostic_mask=mask, densepose_image=image(), garment_image=image(),
                 person_image=person)
+
+
+def pack_tiny_demo(root: Path, seed: int = 5) -> Path:
+    """`tiny_pipeline(seed)` packed like the shipped synthetic demo model; returns the folder (for
+    $STABLEVITON_DEMO_DIR): the demo code path with random weights, no quality implied."""
+    from stableviton.synthetic.build_demo import pack
+    from stableviton.synthetic.demo import NAME
+    from stableviton.tiny import tiny_pipeline
+
+    root = Path(root)
+    tiny_pipeline(seed).save_pretrained(root / "pipe")
+    pack(root / "pipe", root / "packed", NAME)
+    pack(root / "pipe" / "vae", root / "packed", "vae")
+    return root / "packed"

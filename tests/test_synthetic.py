@@ -111,3 +111,33 @@ def test_dataset_does_not_depend_on_the_number_of_workers(tmp_path):
     write_dataset(tmp_path / "two", 3, 1, height=64, width=48, seed=2, workers=2)
     for rel in ("train/image/00002_00.jpg", "train/cloth-mask/00001_00.jpg", "test/agnostic-mask/00000_00_mask.png"):
         assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes()
+
+
+def test_build_demo_end_to_end_at_toy_size(tmp_path):
+    """The one-command build (data, VAE continued from a packed one, stage 1 from scratch, stage 2 with and without
+    ATV from one shared encoding cache, fp16 packs) runs and its packs load into pipelines."""
+    import json
+
+    from stableviton.synthetic.build_demo import load_packed, main, pack
+    from stableviton.synthetic.train_vae import train
+
+    train(tmp_path / "vae0", steps=1, batch=2, crop=(32, 24), height=64, width=48)
+    pack(tmp_path / "vae0", tmp_path / "vae0_packed", "vae")
+    main(["--out", str(tmp_path / "out"), "--export", str(tmp_path / "packed"), "--train-pairs", "4",
+          "--test-pairs", "2", "--vae-steps", "2", "--vae-from", str(tmp_path / "vae0_packed" / "vae.safetensors"),
+          "--stage1-steps", "2", "--stage2-steps", "2", "--height", "64", "--width", "48", "--batch", "2",
+          "--workers", "1"])
+    log = json.loads((tmp_path / "packed" / "build_log.json").read_text())
+    assert log["done"] and log["stage1"]["steps"] == log["atv"]["steps"] == log["no_atv"]["steps"] == 2
+    import yaml
+
+    cfgs = {run: yaml.safe_load((tmp_path / "out" / run / "config.yaml").read_text()) for run in ("atv", "no_atv")}
+    assert cfgs["atv"]["train"]["use_atv"] and not cfgs["no_atv"]["train"]["use_atv"]
+    assert cfgs["atv"]["data"]["cache_file"] == cfgs["no_atv"]["data"]["cache_file"]
+    assert yaml.safe_load((tmp_path / "out" / "stage1" / "config.yaml").read_text())["model"]["wake_garment_path"]
+    assert (tmp_path / "out" / "encodings.safetensors").is_file()  # encoded once, shared by the three runs
+    for name in ("stage1", "atv", "no_atv"):
+        pipe = load_packed(tmp_path / "packed", name)
+        assert pipe.unet.config.in_channels == 13
+    a, b = load_packed(tmp_path / "packed", "atv"), load_packed(tmp_path / "packed", "no_atv")
+    assert any((p - q).abs().max() > 0 for p, q in zip(a.unet.parameters(), b.unet.parameters()))

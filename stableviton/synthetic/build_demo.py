@@ -51,24 +51,35 @@ def pack(folder: str | Path, export: str | Path, name: str) -> list[Path]:
     return written
 
 
-def load_packed(folder: str | Path, name: str, torch_dtype: torch.dtype = torch.float32):
-    """`pack`'s files -> a StableVITONPipeline (PLMS)."""
+def _read_pack(path: str | Path) -> dict[str, tuple[dict, dict]]:
+    """A `pack` file -> {component: (config, fp32 state dict)}."""
     from safetensors import safe_open
 
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(path))
+    return {part: ({k: v for k, v in json.loads(cfg).items() if not k.startswith("_")},
+                   {k[len(part) + 1:]: v.to(torch.float32) for k, v in tensors.items() if k.startswith(part + ".")})
+            for part, cfg in meta.items()}
+
+
+def load_packed_part(path: str | Path, part: str) -> torch.nn.Module:
+    """One component of a `pack` file, in fp32 (e.g. `vae.safetensors` to continue training it)."""
+    from ..checkpoint import instantiate
+
+    config, state = _read_pack(path)[part]
+    return instantiate(part, config, state, torch.float32)
+
+
+def load_packed(folder: str | Path, name: str, torch_dtype: torch.dtype = torch.float32):
+    """`pack`'s files -> a StableVITONPipeline (PLMS)."""
     from ..checkpoint import instantiate
     from ..pipeline import StableVITONPipeline
     from ..schedulers import make_scheduler
 
-    folder = Path(folder)
     components = {}
     for file in (f"{name}_unet", f"{name}_rest", "vae"):
-        path = folder / f"{file}.safetensors"
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata()
-        tensors = load_file(str(path))
-        for part, cfg in meta.items():
-            config = {k: v for k, v in json.loads(cfg).items() if not k.startswith("_")}
-            state = {k[len(part) + 1:]: v.to(torch.float32) for k, v in tensors.items() if k.startswith(part + ".")}
+        for part, (config, state) in _read_pack(Path(folder) / f"{file}.safetensors").items():
             components[part] = instantiate(part, config, state, torch_dtype)
     return StableVITONPipeline(**components, scheduler=make_scheduler("plms"))
 
@@ -102,6 +113,7 @@ def main(argv=None) -> None:
     ap.add_argument("--vae-steps", type=int, default=3000)
     ap.add_argument("--vae-minutes", type=float, default=None, help="wall-clock budget of the VAE")
     ap.add_argument("--vae-lr", type=float, default=2e-4)
+    ap.add_argument("--vae-from", default=None, help="a packed vae.safetensors to continue from")
     ap.add_argument("--vae-crops", type=int, default=1, help="random crops per rendered image in VAE batches")
     ap.add_argument("--stage1-minutes", type=float, default=None, help="wall-clock budget of stage 1")
     ap.add_argument("--stage1-steps", type=int, default=None)
@@ -140,9 +152,10 @@ def main(argv=None) -> None:
     if device == "cpu":
         _wait(data)
     crop = (min(128, a.height), min(96, a.width))
+    init = load_packed_part(a.vae_from, "vae") if a.vae_from else None  # continue an earlier build's VAE
     vae = train_vae(out / "vae", steps=a.vae_steps, batch=16, crop=crop, height=a.height, width=a.width,
                     lr=a.vae_lr, device=device, workers=vae_workers if device == "cuda" else 0,
-                    crops_per_image=a.vae_crops, max_minutes=a.vae_minutes)
+                    crops_per_image=a.vae_crops, max_minutes=a.vae_minutes, init=init)
     note("vae", {k: v for k, v in vae.items() if k != "history"} | {"last": vae["history"][-1]})
     _wait(data)
     note("data", f"{a.train_pairs} train / {a.test_pairs} test pairs")

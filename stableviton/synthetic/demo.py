@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,26 +22,31 @@ from .generator import Sample, render_pair
 from .model import HEIGHT, WIDTH
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo_model"
+ENV_DEMO_DIR = "STABLEVITON_DEMO_DIR"  # another folder of `build_demo.pack` files (tests, other builds)
 NAME = "atv"  # the stage-2 run with the attention total variation loss
 TEST_SPLIT = 1  # `write_dataset`'s split id of the test pairs: the same seeds give the same held-out samples
 BLOCKS = (3, 4, 5)  # the released model's inspected level; 16x12 maps on the 256x192 canvas
 
 
-def available(folder: str | Path = DEMO_DIR) -> bool:
-    folder = Path(folder)
+def demo_dir() -> Path:
+    return Path(os.environ.get(ENV_DEMO_DIR) or DEMO_DIR)
+
+
+def available(folder: str | Path | None = None) -> bool:
+    folder = Path(folder or demo_dir())
     return all((folder / f"{f}.safetensors").is_file() for f in (f"{NAME}_unet", f"{NAME}_rest", "vae"))
 
 
-def load_demo_pipeline(folder: str | Path = DEMO_DIR, device: str | torch.device = "cpu",
+def load_demo_pipeline(folder: str | Path | None = None, device: str | torch.device = "cpu",
                        torch_dtype: torch.dtype = torch.float32):
     from .build_demo import load_packed
 
-    return load_packed(folder, NAME, torch_dtype).to(device)
+    return load_packed(folder or demo_dir(), NAME, torch_dtype).to(device)
 
 
-def report(folder: str | Path = DEMO_DIR) -> dict:
+def report(folder: str | Path | None = None) -> dict:
     """The build log and benchmark numbers shipped beside the weights (empty when absent)."""
-    path = Path(folder) / "benchmark.json"
+    path = Path(folder or demo_dir()) / "benchmark.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -118,8 +124,9 @@ def main(argv=None) -> None:
     ap.add_argument("--pairs", type=int, default=64)
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--training", default=None, help="JSON file describing how the weights were trained")
-    ap.add_argument("--folder", default=str(DEMO_DIR))
+    ap.add_argument("--folder", default=None, help=f"default: ${ENV_DEMO_DIR} or {DEMO_DIR}")
     a = ap.parse_args(argv)
+    a.folder = a.folder or str(demo_dir())
     pairs = read_test_split(a.data, a.pairs)
     report = {"benchmark": {"pairs": len(pairs), "steps": a.steps, "sampler": "plms", "start": "pure noise"}}
     for name, spec in [("shipped", f"{a.folder}:{NAME}"), *((c.rpartition(":")[2], c) for c in a.control)]:

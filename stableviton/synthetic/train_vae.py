@@ -70,9 +70,10 @@ def edge_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def train(out_dir: str | Path, steps: int = 3000, batch: int = 8, crop=(128, 96), height: int = 256,
           width: int = 192, lr: float = 2e-4, kl_weight: float = 1e-6, seed: int = 0,
           log_every: int = 100, device: str = "cpu", workers: int = 0, crops_per_image: int = 1,
-          max_minutes: float | None = None) -> dict:
+          max_minutes: float | None = None, init: AutoencoderKL | None = None) -> dict:
+    """`init`: a VAE to continue from (e.g. an earlier build's) instead of a fresh `SMALL_VAE`."""
     torch.manual_seed(seed)
-    vae = AutoencoderKL(**SMALL_VAE).to(device)
+    vae = (init if init is not None else AutoencoderKL(**SMALL_VAE)).float().to(device)
     vae.train()
     loader = iter(torch.utils.data.DataLoader(_Crops(seed, batch, height, width, crop, crops_per_image),
                                               batch_size=None, num_workers=workers))

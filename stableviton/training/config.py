@@ -58,6 +58,8 @@ DEFAULTS: dict = {
         "adam_epsilon": 1.0e-8,
         "weight_decay": 0.01,  # torch AdamW default, as officially
         "max_grad_norm": None,  # official: no clipping
+        # one fused AdamW kernel instead of per-tensor launches (small models on a GPU are launch-bound)
+        "fused_optimizer": False,
         "mixed_precision": "no",  # no | fp16 (official) | bf16
         "cast_frozen": True,  # under mixed precision, keep frozen weights in fp16/bf16 (memory)
         "train_unet": False,  # also train the U-Net (models from scratch; official: frozen Paint-by-Example U-Net)

@@ -345,7 +345,7 @@ def train(cfg: dict) -> dict:
     model.to(accelerator.device)
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=t_cfg["learning_rate"],
                                   betas=(t_cfg["adam_beta1"], t_cfg["adam_beta2"]), eps=t_cfg["adam_epsilon"],
-                                  weight_decay=t_cfg["weight_decay"])
+                                  weight_decay=t_cfg["weight_decay"], fused=t_cfg["fused_optimizer"] or None)
     d = cfg["data"]
     dataset = TryOnDataset(d["root"], split="train", mode="paired", height=d["height"], width=d["width"],
                            layout=d["dataset"], pairs_file=d["pairs_file"], augment_config=cfg["augment"],
