@@ -96,9 +96,11 @@ def test_small_vae_training_reduces_the_loss_and_saves_a_loadable_model(tmp_path
 
     from stableviton.synthetic.train_vae import train
 
-    report = train(tmp_path / "vae", steps=40, batch=2, crop=(64, 48), height=128, width=96, lr=1e-3, log_every=10)
-    losses = [h["l1_edge"] for h in report["history"]]
-    assert losses[-1] < 0.8 * losses[0], losses
+    args = dict(batch=2, crop=(64, 48), height=128, width=96, lr=1e-3, log_every=10)
+    start = train(tmp_path / "vae1", steps=1, **args)
+    report = train(tmp_path / "vae", steps=40, **args)
+    # reconstruction of the same held-out full images (batch losses of 2 random crops are too noisy to compare)
+    assert report["psnr_full_images"] > start["psnr_full_images"] + 1.0, (start, report)  # measured: 8.6 -> 10.4 dB
     vae = AutoencoderKL.from_pretrained(tmp_path / "vae")
     assert abs(vae.config.scaling_factor - report["scaling_factor"]) < 1e-6 and report["scaling_factor"] > 0
     with torch.no_grad():
