@@ -242,27 +242,23 @@ class Studio:
     # -- step 1 ---------------------------------------------------------------------------------------------
     def prepare(self, person_src, garment_src, report: Callable[[str, float], None] | None = None):
         """Photo + garment -> (PersonInputs, GarmentInputs). Raises PreprocessingError for unusable photos."""
-        size = self.info.size
-        if self.info.mode == "demo":  # held-out synthetic examples carry their exact inputs
-            person = garment = None
+        size, demo = self.info.size, self.info.mode == "demo"
+        person = garment = None
+        if demo:  # held-out synthetic examples carry their exact inputs
             hit = demo_model.lookup(np.asarray(load_image(person_src).image), SYNTHETIC_EXAMPLES)
             if hit and hit[0] == "person":
                 person = synthetic_person(hit[1].sample)
             hit = demo_model.lookup(np.asarray(load_image(garment_src).image), SYNTHETIC_EXAMPLES)
             if hit and hit[0] == "garment":
                 garment = synthetic_garment(hit[1].sample)
-            if person is None:
-                report and report("Preprocessing: finding the person", 0.1)
-                person = prepare_person(person_src, size)
+        if person is None:
+            report and report("Preprocessing: finding the person", 0.1)
+            person = prepare_person(person_src, size)
+            if demo:
                 person.warnings.append(OUT_OF_DOMAIN)
-            if garment is None:
-                report and report("Preprocessing: the garment", 0.8)
-                garment = prepare_garment(garment_src, size)
-            return person, garment
-        report and report("Preprocessing: finding the person", 0.1)
-        person = prepare_person(person_src, size)
-        report and report("Preprocessing: the garment", 0.8)
-        garment = prepare_garment(garment_src, size)
+        if garment is None:
+            report and report("Preprocessing: the garment", 0.8)
+            garment = prepare_garment(garment_src, size)
         return person, garment
 
     @staticmethod

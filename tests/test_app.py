@@ -1,5 +1,6 @@
 """The app for real: `python app.py --tiny-random` in a subprocess, driven in headless Chromium (Playwright)
 and through `gradio_client`. Screenshots go to test-artifacts/ (gitignored)."""
+import contextlib
 import os
 import re
 import shutil
@@ -184,14 +185,24 @@ def _query(page) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def test_browser_flow_prepare_edit_tryon_inspect(server, photos):
+@contextlib.contextmanager
+def chromium_page(url: str):
+    """A page of headless Debian Chromium (Playwright) open at `url`; skips, saying why, without them."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(server)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
+def test_browser_flow_prepare_edit_tryon_inspect(server, photos):
+    with chromium_page(server) as page:
         page.wait_for_selector("#prepare-btn")
 
         # 1. upload and prepare
@@ -276,7 +287,6 @@ def test_browser_flow_prepare_edit_tryon_inspect(server, photos):
         assert "Traceback" not in page.content()
         page.screenshot(path=str(ARTIFACTS / "app_error.png"))
 
-        browser.close()
 
 
 SYNTHETIC = ROOT / "assets" / "examples" / "synthetic"
@@ -311,13 +321,7 @@ def test_demo_tryon_api_on_a_held_out_pair(demo_server):
 
 
 def test_browser_flow_on_the_demo_model(demo_server):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(demo_server)
+    with chromium_page(demo_server) as page:
         page.wait_for_selector("#prepare-btn")
         page.locator("#synthetic-examples tr.tr-body").first.click()  # held-out pair 0: person + its garment
         page.wait_for_selector("#person img")
@@ -333,4 +337,3 @@ def test_browser_flow_on_the_demo_model(demo_server):
         assert "of 16x12" in page.locator("#point-info").inner_text()
         page.screenshot(path=str(ARTIFACTS / "app_demo.png"), full_page=True)
         _crop_section(page, ARTIFACTS / "app_demo.png", "#before-after", "#sharpness", ARTIFACTS / "readme_demo.png")
-        browser.close()

@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 CONFIGS = Path(__file__).parent / "configs"
-COMPONENTS = ("unet", "garment_encoder", "image_encoder", "vae")
 
 
 def pack(folder: str | Path, export: str | Path, name: str) -> list[Path]:
@@ -56,8 +55,7 @@ def _read_pack(path: str | Path) -> dict[str, tuple[dict, dict]]:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-    tensors = load_file(str(path))
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
     return {part: ({k: v for k, v in json.loads(cfg).items() if not k.startswith("_")},
                    {k[len(part) + 1:]: v.to(torch.float32) for k, v in tensors.items() if k.startswith(part + ".")})
             for part, cfg in meta.items()}

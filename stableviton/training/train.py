@@ -149,18 +149,17 @@ class EncodedDataset(torch.utils.data.Dataset):
 
     def __init__(self, model: TrainingModel, dataset, batch_size: int, device, num_workers: int = 0,
                  cache_file: str | Path | None = None):
-        from safetensors.torch import load_file, save_file
+        from safetensors import safe_open
+        from safetensors.torch import save_file
 
         self.pairs = dataset.pairs
         names = json.dumps([list(p) for p in self.pairs])
         if cache_file is not None and Path(cache_file).is_file():
-            from safetensors import safe_open
-
             with safe_open(str(cache_file), framework="pt") as f:
                 if f.metadata().get("pairs") != names:
                     raise ValueError(f"{cache_file} holds the encodings of other pairs; delete it or point "
                                      "data.cache_file elsewhere")
-            self.tensors = load_file(str(cache_file))
+                self.tensors = {k: f.get_tensor(k) for k in f.keys()}
             return
         loader = DataLoader(dataset, batch_size=batch_size, sampler=[(i, 0) for i in range(len(dataset))],
                             num_workers=num_workers, collate_fn=collate)
