@@ -38,7 +38,7 @@ from ui.editor import mask_change, mask_from_editor
 log = logging.getLogger("stableviton.app")
 
 SIZE = (512, 384)  # (H, W) of the VITON-HD checkpoint
-BLOCKS = (3, 4, 5)  # the warp blocks with 32x24 maps at 512x384 (16x12 on the demo model's 256x192 canvas)
+BLOCKS = (3, 4, 5)  # the warp blocks with 32x24 maps at 512x384
 SAMPLERS = ("plms", "ddim", "dpm++")
 MAX_CAPTURED_STEPS = 10  # attention maps kept per run (evenly spaced over the sampling steps, last included)
 MAX_SAMPLES = 4
@@ -51,6 +51,7 @@ class ModelInfo:
     description: str
     weights_help: str = ""
     size: tuple[int, int] = SIZE  # (H, W) of the model canvas
+    blocks: tuple[int, ...] = BLOCKS  # the warp blocks whose maps are captured and inspected (one U-Net level)
 
     @property
     def can_try_on(self) -> bool:
@@ -58,15 +59,18 @@ class ModelInfo:
 
     @property
     def map_size(self) -> tuple[int, int]:
-        """(h, w) of the inspected attention maps (blocks 3-5 work at 1/16 of the canvas)."""
-        return self.size[0] // 16, self.size[1] // 16
+        """(h, w) of the inspected attention maps: warp blocks 0-2 work at 1/32 of the canvas, 3-5 at 1/16, 6-8
+        at 1/8 (the VAE's 8 times the decoder level)."""
+        f = 32 >> (self.blocks[0] // 3)
+        return self.size[0] // f, self.size[1] // f
 
 
 DEMO_DESCRIPTION = (
     "**Synthetic-domain demo model** (no StableVITON checkpoint found). A small StableVITON (10.5 M parameters, "
-    "same architecture and code path) trained by this project on drawn people wearing drawn garments, at 256x192. "
-    "It tries on the held-out synthetic examples below; on real photos its output is out of its domain. "
-    "For real photos add the released VITON-HD checkpoint (see *How to add the released checkpoint*).")
+    "same architecture and code path) trained by this project on a 2-core CPU, on drawn people wearing drawn "
+    f"garments, at {demo_model.WIDTH}x{demo_model.HEIGHT}. It tries on the held-out synthetic examples below; on "
+    "real photos its output is out of its domain. For real photos add the released VITON-HD checkpoint (see *How "
+    "to add the released checkpoint*).")
 
 
 def load_model(weights: str | None, tiny: bool, device: str | None = None, demo: bool = True,
@@ -93,7 +97,7 @@ def load_model(weights: str | None, tiny: bool, device: str | None = None, demo:
             pipe = demo_model.load_demo_pipeline(device=device)
             pipe.set_progress_bar_config(disable=True)
             return pipe, ModelInfo("demo", DEMO_DESCRIPTION, weights_help=str(e),
-                                   size=(demo_model.HEIGHT, demo_model.WIDTH))
+                                   size=(demo_model.HEIGHT, demo_model.WIDTH), blocks=demo_model.BLOCKS)
         return None, ModelInfo("none", "No StableVITON weights found: preprocessing works, try-on is off.",
                                weights_help=str(e))
 
@@ -126,9 +130,10 @@ def captured_steps(sampler: str, steps: int) -> list[int]:
 
 @on_gpu
 def run_model(pipe, agnostic, mask, densepose, garment, person, steps, sampler, guidance, seed, samples,
-              repaint, keep_steps, report: Callable[[str, float], None] | None = None, size: tuple[int, int] = SIZE):
+              repaint, keep_steps, report: Callable[[str, float], None] | None = None, size: tuple[int, int] = SIZE,
+              blocks: tuple[int, ...] = BLOCKS):
     """The GPU part: one pipeline call with attention capture. Returns (list of PIL, AttentionStore)."""
-    store = AttentionStore(blocks=BLOCKS, steps=keep_steps)
+    store = AttentionStore(blocks=blocks, steps=keep_steps)
     device = pipe._execution_device
     gen = torch.Generator(device=device).manual_seed(int(seed))
     sched = make_scheduler(sampler)
@@ -213,13 +218,14 @@ class Run:
         return self.maps[block][step_pos, sample].astype(np.float32)
 
     def npz(self, path: Path) -> Path:
+        first = min(self.maps)
         arrays = {f"maps_block{b}": m for b, m in self.maps.items()}
         for b in self.maps:
             (qh, qw), (kh, kw) = self.sizes[b]
             s, n, q, k = self.maps[b].shape
             arrays[f"centres_block{b}"] = viz.centres(self.maps[b].reshape(s * n, q, k), (kh, kw)).reshape(s, n, q, 2)
         np.savez_compressed(path, steps=np.array(self.steps), timesteps=np.array(self.timesteps),
-                            query_hw=np.array(self.sizes[BLOCKS[0]][0]), key_hw=np.array(self.sizes[BLOCKS[0]][1]),
+                            query_hw=np.array(self.sizes[first][0]), key_hw=np.array(self.sizes[first][1]),
                             query_mask=self.query_mask, **arrays)
         return path
 
@@ -297,13 +303,14 @@ class Studio:
         t0 = time.perf_counter()
         images, store = run_model(self.pipe, person.agnostic, person.agnostic_mask, person.densepose, garment.image,
                                   person.image, steps, sampler, guidance, seed, samples, repaint, keep, report,
-                                  size=self.info.size)
+                                  size=self.info.size, blocks=self.info.blocks)
         seconds = time.perf_counter() - t0
         canvases = [np.asarray(im.convert("RGB")) for im in images]
         full = [paste_back(person.original, c, person.framing, person.agnostic_mask if repaint else None)
                 for c in canvases]
-        qhw = store.sizes[BLOCKS[0]][0]
-        run = Run(maps={b: np.stack([store.maps[b][s].cpu().numpy() for s in keep]) for b in BLOCKS},
+        blocks = self.info.blocks
+        qhw = store.sizes[blocks[0]][0]
+        run = Run(maps={b: np.stack([store.maps[b][s].cpu().numpy() for s in keep]) for b in blocks},
                   steps=keep, timesteps=[store.timesteps[s] for s in keep], total_steps=len(store.timesteps),
                   sizes=dict(store.sizes), garment=np.asarray(garment.image), results=canvases,
                   query_mask=viz.query_mask(person.agnostic_mask, qhw))

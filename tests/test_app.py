@@ -309,14 +309,14 @@ def test_demo_tryon_api_on_a_held_out_pair(demo_server):
     image, attention, info = client.predict(
         handle_file(str(SYNTHETIC / "synthetic_person_1.png")), handle_file(str(SYNTHETIC / "synthetic_garment_1.png")),
         3, 7, "plms", 1.0, True, None, True, api_name="/tryon")
-    assert info["model"] == "demo" and info["size"] == [192, 256] and info["warnings"] == []
+    assert info["model"] == "demo" and info["size"] == [96, 128] and info["warnings"] == []
     s = held_out_sample(1)
     out = np.asarray(Image.open(image).convert("RGB")).astype(int)
     inside = s.agnostic_mask > 0
     near = cv2.dilate(s.agnostic_mask, np.ones((9, 9), np.uint8)) > 0  # paste_back feathers the mask edge
     np.testing.assert_array_equal(out[~near], s.person.astype(int)[~near])  # the example's own pixels, repainted
     assert np.abs(out - s.person)[inside].mean() > 5  # generated inside the generator's mask
-    maps = np.load(attention)["maps_block4"]
+    maps = np.load(attention)["maps_block7"]
     assert maps.shape == (4, 1, 16 * 12, 16 * 12)  # PLMS 3 steps = 4 captured
 
 
@@ -333,7 +333,7 @@ def test_browser_flow_on_the_demo_model(demo_server):
         page.wait_for_selector("#inspect-result img", timeout=180000)
         page.wait_for_selector("#point-map img")
         info = page.locator("#run-info").inner_text()
-        assert "steps plms" in info and "result 192x256" in info, info
+        assert "steps plms" in info and "result 96x128" in info, info
         assert "of 16x12" in page.locator("#point-info").inner_text()
         page.screenshot(path=str(ARTIFACTS / "app_demo.png"), full_page=True)
         _crop_section(page, ARTIFACTS / "app_demo.png", "#before-after", "#sharpness", ARTIFACTS / "readme_demo.png")

@@ -47,7 +47,7 @@ def test_the_app_without_a_checkpoint_falls_back_to_the_demo_model(tiny_packed, 
     monkeypatch.setenv(ENV_CHECKPOINT, str(tmp_path / "nowhere.ckpt"))
     monkeypatch.setenv(demo.ENV_DEMO_DIR, str(tiny_packed[1]))
     pipe, info = app.load_model(None, tiny=False, device="cpu")
-    assert info.mode == "demo" and info.size == (256, 192) and info.map_size == (16, 12) and info.can_try_on
+    assert info.mode == "demo" and info.size == (128, 96) and info.map_size == (16, 12) and info.can_try_on
     assert "Synthetic-domain demo model" in info.description and ENV_CHECKPOINT in info.weights_help
     studio = app.Studio(pipe, info, outputs=tmp_path)
     shown = studio.demo_examples()
@@ -66,7 +66,8 @@ def test_the_app_without_a_checkpoint_falls_back_to_the_demo_model(tiny_packed, 
     result = np.asarray(out["full"][0]).astype(int)
     far = cv2.dilate(s2.agnostic_mask, np.ones((9, 9), np.uint8)) == 0  # paste_back feathers the mask edge
     np.testing.assert_array_equal(result[far], s2.person.astype(int)[far])  # repaint keeps the rest
-    assert out["run"].sizes[4] == ((16, 12), (16, 12)) and out["run"].maps[4].shape[-2:] == (192, 192)
+    assert set(out["run"].maps) == set(demo.BLOCKS) == {6, 7, 8}  # the demo canvas' finest level, not 3-5
+    assert out["run"].sizes[7] == ((16, 12), (16, 12)) and out["run"].maps[7].shape[-2:] == (192, 192)
     # the page says what it is and how to add the released checkpoint
     from stableviton.weights import LICENCE_NOTE
     from ui.layout import build_demo
@@ -84,7 +85,7 @@ def test_a_real_photo_on_the_demo_model_is_prepared_and_flagged(tiny_packed, mon
     monkeypatch.setenv(demo.ENV_DEMO_DIR, str(tiny_packed[1]))
     studio = app.Studio(*app.load_model(None, tiny=False, device="cpu"), outputs=tmp_path)
     person, garment = studio.prepare(skimage.data.astronaut(), str(studio.demo_examples()[0].garment_png))
-    assert person.size == (256, 192) and app.OUT_OF_DOMAIN in person.warnings
+    assert person.size == (128, 96) and app.OUT_OF_DOMAIN in person.warnings
 
 
 def test_evaluate_cli_on_a_written_test_split(tiny_packed, tmp_path, capsys):
@@ -101,7 +102,7 @@ def test_evaluate_cli_on_a_written_test_split(tiny_packed, tmp_path, capsys):
 
 # -- the shipped, trained weights ---------------------------------------------------------------------------
 shipped = pytest.mark.skipif(not demo.available(demo.DEMO_DIR),
-                             reason=f"no trained demo weights in {demo.DEMO_DIR} yet (issue 6: built on a GPU)")
+                             reason=f"no trained demo weights in {demo.DEMO_DIR}")
 
 
 @pytest.fixture(scope="module")

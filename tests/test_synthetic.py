@@ -123,19 +123,40 @@ def test_build_demo_end_to_end_at_toy_size(tmp_path):
     from stableviton.synthetic.build_demo import load_packed, main, pack
     from stableviton.synthetic.train_vae import train
 
+    import torch
+    from safetensors.torch import load_file
+
+    from stableviton.synthetic.build_demo import load_packed_part
+
     train(tmp_path / "vae0", steps=1, batch=2, crop=(32, 24), height=64, width=48)
     pack(tmp_path / "vae0", tmp_path / "vae0_packed", "vae")
+    vae0 = tmp_path / "vae0_packed" / "vae.safetensors"
+    # a packed VAE continues training from its weights, not from a fresh init
+    init = load_packed_part(vae0, "vae")
+    train(tmp_path / "vae1", steps=1, batch=2, crop=(32, 24), height=64, width=48, lr=1e-9, init=init)
+    cont = load_file(tmp_path / "vae1" / "diffusion_pytorch_model.safetensors")
+    ref = init.state_dict()
+    assert all(torch.allclose(cont[k], ref[k].float(), atol=1e-6) for k in ref)
+    # the shipped recipe: the VAE used as it is (--vae-steps 0), so the build's VAE is the given one, bit for bit
     main(["--out", str(tmp_path / "out"), "--export", str(tmp_path / "packed"), "--train-pairs", "4",
-          "--test-pairs", "2", "--vae-steps", "2", "--vae-from", str(tmp_path / "vae0_packed" / "vae.safetensors"),
-          "--stage1-steps", "2", "--stage2-steps", "2", "--height", "64", "--width", "48", "--batch", "2",
+          "--test-pairs", "2", "--vae-steps", "0", "--vae-from", str(vae0),
+          "--stage1-steps", "2", "--settle-steps", "1", "--stage2-steps", "2", "--height", "64", "--width", "48",
+          "--batch", "2",
           "--workers", "1"])
+    a, b = load_file(vae0), load_file(tmp_path / "packed" / "vae.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    shipped, given = (load_packed_part(p, "vae") for p in (tmp_path / "packed" / "vae.safetensors", vae0))
+    assert shipped.config.scaling_factor == given.config.scaling_factor  # not re-estimated on this build's data
     log = json.loads((tmp_path / "packed" / "build_log.json").read_text())
     assert log["done"] and log["stage1"]["steps"] == log["atv"]["steps"] == log["no_atv"]["steps"] == 2
+    assert log["settle"]["steps"] == 1  # both stage-2 runs start from the settled weights
     import yaml
 
     cfgs = {run: yaml.safe_load((tmp_path / "out" / run / "config.yaml").read_text()) for run in ("atv", "no_atv")}
     assert cfgs["atv"]["train"]["use_atv"] and not cfgs["no_atv"]["train"]["use_atv"]
     assert cfgs["atv"]["data"]["cache_file"] == cfgs["no_atv"]["data"]["cache_file"]
+    assert cfgs["atv"]["model"]["pretrained"] == cfgs["no_atv"]["model"]["pretrained"] == \
+        str(tmp_path / "out" / "settle" / "final")
     assert yaml.safe_load((tmp_path / "out" / "stage1" / "config.yaml").read_text())["model"]["wake_garment_path"]
     assert (tmp_path / "out" / "encodings.safetensors").is_file()  # encoded once, shared by the three runs
     for name in ("stage1", "atv", "no_atv"):

@@ -17,7 +17,6 @@ from ui.messages import NO_GARMENT_PHOTO, NO_PERSON_PHOTO, NO_RESULT, NOT_PREPAR
 
 log = logging.getLogger("stableviton.app")
 
-BLOCKS = (3, 4, 5)
 SAMPLERS = ("plms", "ddim", "dpm++")
 CATEGORY = "Upper body (VITON-HD checkpoint)"
 DEMO_CATEGORY = "Upper body (synthetic demo model)"
@@ -160,7 +159,9 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
         gr.Markdown("## 4. Attention inspector\nClick any point of the result: the right panel shows the zero "
                     f"cross-attention map of that query token ({mh}x{mw} grid, averaged over heads) on the garment.")
         with gr.Row():
-            block = gr.Radio(list(BLOCKS), value=4, label=f"Warp block ({mh}x{mw} maps)", elem_id="block")
+            blocks = list(info.blocks)
+            block = gr.Radio(blocks, value=blocks[len(blocks) // 2], label=f"Warp block ({mh}x{mw} maps)",
+                             elem_id="block")
             step_pos = gr.Slider(0, 1, value=0, step=1, label="Captured sampling step", elem_id="step-pos")
             sample = gr.Slider(0, 3, value=0, step=1, label="Sample", elem_id="sample")
         with gr.Row():

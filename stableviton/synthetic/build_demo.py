@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from .model import HEIGHT, WIDTH
+
 CONFIGS = Path(__file__).parent / "configs"
 
 
@@ -108,18 +110,21 @@ def main(argv=None) -> None:
     ap.add_argument("--export", default=None, help="also write compact fp16 copies here, stage by stage")
     ap.add_argument("--train-pairs", type=int, default=4000)
     ap.add_argument("--test-pairs", type=int, default=64)
-    ap.add_argument("--vae-steps", type=int, default=3000)
+    ap.add_argument("--vae-steps", type=int, default=3000, help="0: use --vae-from unchanged")
     ap.add_argument("--vae-minutes", type=float, default=None, help="wall-clock budget of the VAE")
     ap.add_argument("--vae-lr", type=float, default=2e-4)
     ap.add_argument("--vae-from", default=None, help="a packed vae.safetensors to continue from")
     ap.add_argument("--vae-crops", type=int, default=1, help="random crops per rendered image in VAE batches")
     ap.add_argument("--stage1-minutes", type=float, default=None, help="wall-clock budget of stage 1")
     ap.add_argument("--stage1-steps", type=int, default=None)
+    ap.add_argument("--settle-steps", type=int, default=0,
+                    help="steps of the no-ATV stage-2 config from stage 1 before the two stage-2 runs split off "
+                         "(from a young stage 1 the ATV loss pulled the maps back to uniform)")
     ap.add_argument("--stage2-minutes", type=float, default=None, help="wall-clock budget of each stage-2 run")
     ap.add_argument("--stage2-steps", type=int, default=None)
     ap.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
-    ap.add_argument("--height", type=int, default=256)
-    ap.add_argument("--width", type=int, default=192)
+    ap.add_argument("--height", type=int, default=HEIGHT)
+    ap.add_argument("--width", type=int, default=WIDTH)
     ap.add_argument("--batch", type=int, default=None, help="training batch size (default: the configs')")
     ap.add_argument("--pixels", action="store_true",
                     help="train on pixels with augmentation instead of encoding every pair once (cached latents)")
@@ -151,10 +156,16 @@ def main(argv=None) -> None:
         _wait(data)
     crop = (min(128, a.height), min(96, a.width))
     init = load_packed_part(a.vae_from, "vae") if a.vae_from else None  # continue an earlier build's VAE
-    vae = train_vae(out / "vae", steps=a.vae_steps, batch=16, crop=crop, height=a.height, width=a.width,
-                    lr=a.vae_lr, device=device, workers=vae_workers if device == "cuda" else 0,
-                    crops_per_image=a.vae_crops, max_minutes=a.vae_minutes, init=init)
-    note("vae", {k: v for k, v in vae.items() if k != "history"} | {"last": vae["history"][-1]})
+    if a.vae_steps == 0:  # use it as it is (scaling factor included): e.g. the shipped VAE, trained on a GPU
+        if init is None:
+            raise SystemExit("--vae-steps 0 needs --vae-from (a packed vae.safetensors)")
+        init.save_pretrained(out / "vae")
+        note("vae", {"from": str(a.vae_from), "steps": 0})
+    else:
+        vae = train_vae(out / "vae", steps=a.vae_steps, batch=16, crop=crop, height=a.height, width=a.width,
+                        lr=a.vae_lr, device=device, workers=vae_workers if device == "cuda" else 0,
+                        crops_per_image=a.vae_crops, max_minutes=a.vae_minutes, init=init)
+        note("vae", {k: v for k, v in vae.items() if k != "history"} | {"last": vae["history"][-1]})
     _wait(data)
     note("data", f"{a.train_pairs} train / {a.test_pairs} test pairs")
     if a.export:
@@ -178,7 +189,14 @@ def main(argv=None) -> None:
     if a.export:
         pack(out / "stage1" / "final", a.export, "stage1")
 
-    s2 = common + [f"model.pretrained={out / 'stage1' / 'final'}"]
+    base = out / "stage1" / "final"
+    if a.settle_steps:  # no-ATV steps shared by both stage-2 runs: ATV needs maps that already correspond
+        settle = common + [f"model.pretrained={base}", f"output_dir={out / 'settle'}",
+                           f"train.max_steps={a.settle_steps}"]
+        _wait(_train("stage2_no_atv.yaml", settle, out / "settle.log"))
+        note("settle", _summary(out / "settle"))
+        base = out / "settle" / "final"
+    s2 = common + [f"model.pretrained={base}"]
     if a.stage2_minutes:
         s2.append(f"train.max_minutes={a.stage2_minutes}")
     if a.stage2_steps:

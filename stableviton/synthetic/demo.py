@@ -1,7 +1,7 @@
 """The shipped synthetic-domain demo model and its held-out examples.
 
 The released VITON-HD checkpoint (10 GB, non-commercial) cannot be fetched everywhere; the small model trained on
-the synthetic domain (`build_demo`, ~21 MB fp16 in `assets/demo_model/`) lets the app try on out of the box. It
+the synthetic domain (`build_demo`, ~21 MB fp16 in `assets/demo_model/`, 128x96) lets the app try on out of the box. It
 knows only drawn people: its examples are held-out generator samples (test split seeds, never trained on), whose
 exact agnostic image, mask and DensePose come from the generator instead of photo preprocessing.
 """
@@ -25,7 +25,9 @@ DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo_model"
 ENV_DEMO_DIR = "STABLEVITON_DEMO_DIR"  # another folder of `build_demo.pack` files (tests, other builds)
 NAME = "atv"  # the stage-2 run with the attention total variation loss
 TEST_SPLIT = 1  # `write_dataset`'s split id of the test pairs: the same seeds give the same held-out samples
-BLOCKS = (3, 4, 5)  # the released model's inspected level; 16x12 maps on the 256x192 canvas
+# The inspected warp blocks: the decoder's finest level, 16x12 maps on the 128x96 canvas (the released model's
+# blocks 3-5 would be 4x3 here). Its first block carries the ATV loss (configs/stage2_atv.yaml).
+BLOCKS = (6, 7, 8)
 
 
 def demo_dir() -> Path:
