@@ -52,6 +52,7 @@ class ModelInfo:
     weights_help: str = ""
     size: tuple[int, int] = SIZE  # (H, W) of the model canvas
     blocks: tuple[int, ...] = BLOCKS  # the warp blocks whose maps are captured and inspected (one U-Net level)
+    default_block: int = 4  # shown first: the block trained with the ATV loss
 
     @property
     def can_try_on(self) -> bool:
@@ -59,8 +60,8 @@ class ModelInfo:
 
     @property
     def map_size(self) -> tuple[int, int]:
-        """(h, w) of the inspected attention maps: warp blocks 0-2 work at 1/32 of the canvas, 3-5 at 1/16, 6-8
-        at 1/8 (the VAE's 8 times the decoder level)."""
+        """(h, w) of the inspected attention maps: warp blocks 0-2 work at 1/32 of the canvas, 3-5 at 1/16 and
+        6-8 at 1/8 (the latent: the VAE downsamples by 8)."""
         f = 32 >> (self.blocks[0] // 3)
         return self.size[0] // f, self.size[1] // f
 
@@ -97,7 +98,8 @@ def load_model(weights: str | None, tiny: bool, device: str | None = None, demo:
             pipe = demo_model.load_demo_pipeline(device=device)
             pipe.set_progress_bar_config(disable=True)
             return pipe, ModelInfo("demo", DEMO_DESCRIPTION, weights_help=str(e),
-                                   size=(demo_model.HEIGHT, demo_model.WIDTH), blocks=demo_model.BLOCKS)
+                                   size=(demo_model.HEIGHT, demo_model.WIDTH), blocks=demo_model.BLOCKS,
+                                   default_block=demo_model.ATV_BLOCK)
         return None, ModelInfo("none", "No StableVITON weights found: preprocessing works, try-on is off.",
                                weights_help=str(e))
 

@@ -76,6 +76,8 @@ def test_the_app_without_a_checkpoint_falls_back_to_the_demo_model(tiny_packed, 
     texts = " ".join(str(c.get("props", {}).get(k, "")) for c in cfg["components"] for k in ("value", "label"))
     assert "Synthetic-domain demo model" in texts and "How to add the released checkpoint" in texts
     assert "Warp block (16x12 maps)" in texts and "Held-out synthetic pairs" in texts
+    (radio,) = [c["props"] for c in cfg["components"] if str(c.get("props", {}).get("label", "")).startswith("Warp")]
+    assert radio["value"] == demo.ATV_BLOCK == 6 and [c[1] for c in radio["choices"]] == [6, 7, 8]
 
 
 def test_a_real_photo_on_the_demo_model_is_prepared_and_flagged(tiny_packed, monkeypatch, tmp_path):

@@ -159,8 +159,7 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
         gr.Markdown("## 4. Attention inspector\nClick any point of the result: the right panel shows the zero "
                     f"cross-attention map of that query token ({mh}x{mw} grid, averaged over heads) on the garment.")
         with gr.Row():
-            blocks = list(info.blocks)
-            block = gr.Radio(blocks, value=blocks[len(blocks) // 2], label=f"Warp block ({mh}x{mw} maps)",
+            block = gr.Radio(list(info.blocks), value=info.default_block, label=f"Warp block ({mh}x{mw} maps)",
                              elem_id="block")
             step_pos = gr.Slider(0, 1, value=0, step=1, label="Captured sampling step", elem_id="step-pos")
             sample = gr.Slider(0, 3, value=0, step=1, label="Sample", elem_id="sample")
@@ -262,13 +261,13 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
                          f"{out['full'][0].size[0]}x{out['full'][0].size[1]} (your photo's size).")
             query = viz.spread_queries(run.query_mask, 1)[0]
             last = len(run.steps) - 1
-            marked, heat, ptext = inspector(run, 4, last, 0, query)
-            g_img, res, cimg, leg, stext = views(run, 4, last, 0)
+            marked, heat, ptext = inspector(run, info.default_block, last, 0, query)
+            g_img, res, cimg, leg, stext = views(run, info.default_block, last, 0)
             before = np.asarray(out["person"].original.convert("RGB"))
             return (
                 (before, np.asarray(out["full"][0])), [np.asarray(x) for x in out["full"]], files, info_text, run,
                 query, marked, heat, ptext, g_img, res, cimg, leg, stext,
-                gr.update(maximum=max(last, 1), value=last, interactive=last > 0), gr.update(value=4),
+                gr.update(maximum=max(last, 1), value=last, interactive=last > 0), gr.update(value=info.default_block),
                 gr.update(value=0, maximum=max(len(run.results) - 1, 1), interactive=len(run.results) > 1), out["seed"],
             )
 

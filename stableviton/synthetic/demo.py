@@ -28,6 +28,7 @@ TEST_SPLIT = 1  # `write_dataset`'s split id of the test pairs: the same seeds g
 # The inspected warp blocks: the decoder's finest level, 16x12 maps on the 128x96 canvas (the released model's
 # blocks 3-5 would be 4x3 here). Its first block carries the ATV loss (configs/stage2_atv.yaml).
 BLOCKS = (6, 7, 8)
+ATV_BLOCK = 6  # configs/stage2_atv.yaml
 
 
 def demo_dir() -> Path:
