@@ -69,9 +69,10 @@ class ModelInfo:
 DEMO_DESCRIPTION = (
     "**Synthetic-domain demo model** (no StableVITON checkpoint found). A small StableVITON (10.5 M parameters, "
     "same architecture and code path) trained by this project on a 2-core CPU, on drawn people wearing drawn "
-    f"garments, at {demo_model.WIDTH}x{demo_model.HEIGHT}. It tries on the held-out synthetic examples below; on "
-    "real photos its output is out of its domain. For real photos add the released VITON-HD checkpoint (see *How "
-    "to add the released checkpoint*).")
+    f"garments, at {demo_model.WIDTH}x{demo_model.HEIGHT}. It tries on the held-out synthetic examples below, "
+    "blurrily: it learned where to look on the garment (warp block 6) sooner than how to draw it. On real photos "
+    "its output is out of its domain: for those add the released VITON-HD checkpoint (see *How to add the released "
+    "checkpoint*).")
 
 
 def load_model(weights: str | None, tiny: bool, device: str | None = None, demo: bool = True,
@@ -219,6 +220,16 @@ class Run:
     def probs(self, block: int, step_pos: int, sample: int) -> np.ndarray:
         return self.maps[block][step_pos, sample].astype(np.float32)
 
+    @property
+    def zoom(self) -> int:
+        """Nearest-neighbour enlargement of the inspector's images: a small canvas (the demo model's 128x96) is
+        shown at VITON-HD's size, not as a thumbnail in a large panel. Clicks are read on the enlarged image."""
+        return max(1, -(-SIZE[0] // self.results[0].shape[0]))
+
+    def shown(self, image: np.ndarray) -> np.ndarray:
+        k = self.zoom
+        return np.repeat(np.repeat(image, k, 0), k, 1) if k > 1 else image
+
     def npz(self, path: Path) -> Path:
         first = min(self.maps)
         arrays = {f"maps_block{b}": m for b, m in self.maps.items()}
@@ -332,8 +343,8 @@ class Studio:
         (qh, qw), (kh, kw) = run.sizes[block]
         probs = run.probs(block, step_pos, sample)
         m = probs[query[0] * qw + query[1]].reshape(kh, kw)
-        marked = viz.mark_query(run.results[sample], query, (qh, qw))
-        return marked, viz.overlay(run.garment, m), m
+        marked = viz.mark_query(run.shown(run.results[sample]), query, (qh, qw))
+        return marked, viz.overlay(run.shown(run.garment), m), m
 
     @staticmethod
     def grid_view(run: Run, block: int, step_pos: int, sample: int, count: int = 12):
@@ -348,10 +359,11 @@ class Studio:
         (qh, qw), (kh, kw) = run.sizes[block]
         probs = run.probs(block, step_pos, sample)
         c = viz.centres(probs, (kh, kw)).reshape(qh, qw, 2)
-        size = run.garment.shape[:2]
-        resampled = viz.resample_garment(run.garment, c, run.query_mask, (kh, kw), background=run.results[sample])
-        coords = viz.coordinate_image(c, run.query_mask, (kh, kw), size=size)
-        legend = viz.coordinate_legend(run.garment, (kh, kw))
+        garment = run.shown(run.garment)
+        resampled = viz.resample_garment(garment, c, run.query_mask, (kh, kw),
+                                         background=run.shown(run.results[sample]))
+        coords = viz.coordinate_image(c, run.query_mask, (kh, kw), size=garment.shape[:2])
+        legend = viz.coordinate_legend(garment, (kh, kw))
         return resampled, coords, legend, viz.sharpness(probs, (kh, kw), run.query_mask)
 
     # -- stateless API --------------------------------------------------------------------------------------

@@ -53,7 +53,9 @@ def start_app(args: list[str], log_name: str, **extra_env):
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
            "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **extra_env}
-    env.pop("STABLEVITON_TINY_RANDOM", None)
+    for key in ("STABLEVITON_TINY_RANDOM", "STABLEVITON_DEMO_DIR"):  # only what the test asks for
+        if key not in extra_env:
+            env.pop(key, None)
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / log_name, "w")
     proc = subprocess.Popen([sys.executable, "app.py", *args, "--port", str(port)], cwd=ROOT, env=env,
@@ -88,13 +90,16 @@ def server():
 
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory):
-    """Plain `python app.py` on a machine without the released weights: the synthetic demo model (here a tiny
-    random one packed the same way: this drives the demo code path, not its quality)."""
+    """Plain `python app.py` on a machine without the released weights: the shipped synthetic demo model (or, in a
+    checkout without it, a tiny random one packed the same way, which drives the code path but not its quality)."""
+    from stableviton.synthetic import demo
     from tests.helpers import pack_tiny_demo
 
     root = tmp_path_factory.mktemp("no-weights")
-    yield from start_app([], "app_demo_server.log", STABLEVITON_CHECKPOINT=str(root / "VITONHD.ckpt"),
-                         STABLEVITON_DEMO_DIR=str(pack_tiny_demo(root)))
+    env = {"STABLEVITON_CHECKPOINT": str(root / "VITONHD.ckpt")}
+    if not demo.available(demo.DEMO_DIR):
+        env[demo.ENV_DEMO_DIR] = str(pack_tiny_demo(root))
+    yield from start_app([], "app_demo_server.log", **env)
 
 
 @pytest.fixture(scope="module")

@@ -68,6 +68,13 @@ def test_the_app_without_a_checkpoint_falls_back_to_the_demo_model(tiny_packed, 
     np.testing.assert_array_equal(result[far], s2.person.astype(int)[far])  # repaint keeps the rest
     assert set(out["run"].maps) == set(demo.BLOCKS) == {6, 7, 8}  # the demo canvas' finest level, not 3-5
     assert out["run"].sizes[7] == ((16, 12), (16, 12)) and out["run"].maps[7].shape[-2:] == (192, 192)
+    # the inspector shows the small canvas enlarged 4x (nearest), the query cell outlined where it lies
+    run = out["run"]
+    marked, heat, m = studio.point_view(run, 6, len(run.steps) - 1, 0, (5, 7))
+    assert run.zoom == 4 and marked.shape == heat.shape == (512, 384, 3) and m.shape == (16, 12)
+    np.testing.assert_array_equal(run.shown(run.results[0])[::4, ::4], run.results[0])
+    changed = np.argwhere((marked != run.shown(run.results[0])).any(-1))
+    assert np.allclose(changed.mean(0), ((5 + 0.5) * 32, (7 + 0.5) * 32), atol=4)  # centred on token (5, 7)
     # the page says what it is and how to add the released checkpoint
     from stableviton.weights import LICENCE_NOTE
     from ui.layout import build_demo
@@ -117,7 +124,7 @@ def summary():
 @shipped
 def test_shipped_weights_are_small_safetensors():
     files = sorted(demo.DEMO_DIR.glob("*.safetensors"))
-    assert {f.name for f in files} == {"atv_unet.safetensors", "atv_rest.safetensors", "vae.safetensors"}
+    assert {f.name for f in files} == {f"{demo.NAME}_unet.safetensors", f"{demo.NAME}_rest.safetensors", "vae.safetensors"}
     assert sum(f.stat().st_size for f in files) < 30e6
 
 

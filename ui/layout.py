@@ -282,7 +282,7 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
             if run is None:
                 raise gr.Error(NO_RESULT)
             x, y = evt.index[0], evt.index[1]
-            res = run.results[min(int(smp), len(run.results) - 1)]
+            res = run.shown(run.results[min(int(smp), len(run.results) - 1)])  # the image that was clicked
             query = viz.query_from_xy(x, y, (res.shape[1], res.shape[0]), run.sizes[int(blk)][0])
             return (query, *inspector(run, blk, step_p, smp, query))
 

@@ -23,12 +23,14 @@ from .model import HEIGHT, WIDTH
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo_model"
 ENV_DEMO_DIR = "STABLEVITON_DEMO_DIR"  # another folder of `build_demo.pack` files (tests, other builds)
-NAME = "atv"  # the stage-2 run with the attention total variation loss
+# The shipped stage-2 run: the one whose maps correspond best on the held-out pairs. On this small model that is the
+# run WITHOUT the attention total variation loss (benchmark.json: block 6 error 1.91 vs 2.26 tokens with ATV).
+NAME = "no_atv"
 TEST_SPLIT = 1  # `write_dataset`'s split id of the test pairs: the same seeds give the same held-out samples
 # The inspected warp blocks: the decoder's finest level, 16x12 maps on the 128x96 canvas (the released model's
 # blocks 3-5 would be 4x3 here). Its first block carries the ATV loss (configs/stage2_atv.yaml).
 BLOCKS = (6, 7, 8)
-ATV_BLOCK = 6  # configs/stage2_atv.yaml
+ATV_BLOCK = 6  # configs/stage2_atv.yaml; the block where the maps learned to correspond, shown first
 
 
 def demo_dir() -> Path:
