@@ -321,7 +321,8 @@ def instantiate(name: str, config: dict, state_dict: dict[str, torch.Tensor] | N
                     module.register_buffer(buf_name, torch.arange(buf.shape[-1]).expand(buf.shape), persistent=False)
                 else:
                     raise CheckpointError(f"{name}: buffer {module_name}.{buf_name} has no value")
-    model = model.to(torch_dtype) if torch_dtype is not None else model.float()
+    # `.float()`: diffusers' `.to(dtype)` warns about fp32-kept modules even when there are none
+    model = model.float() if torch_dtype in (None, torch.float32) else model.to(torch_dtype)
     return model.eval()
 
 
