@@ -52,7 +52,7 @@ class ModelInfo:
     weights_help: str = ""
     size: tuple[int, int] = SIZE  # (H, W) of the model canvas
     blocks: tuple[int, ...] = BLOCKS  # the warp blocks whose maps are captured and inspected (one U-Net level)
-    default_block: int = 4  # shown first: the block trained with the ATV loss
+    default_block: int = 4  # shown first: the ATV loss's block (released: 4; demo: 6, where its maps correspond)
 
     @property
     def can_try_on(self) -> bool:

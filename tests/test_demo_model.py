@@ -23,7 +23,7 @@ PARTS = ("unet", "garment_encoder", "image_encoder", "vae")
 
 @pytest.fixture(scope="module")
 def tiny_packed(tmp_path_factory):
-    """A tiny random pipeline packed like the shipped demo (`atv_unet`, `atv_rest`, `vae`)."""
+    """A tiny random pipeline packed like the shipped demo (`{demo.NAME}_unet`, `{demo.NAME}_rest`, `vae`)."""
     root = tmp_path_factory.mktemp("tiny_demo")
     return tiny_pipeline(seed=5), pack_tiny_demo(root)
 

@@ -116,33 +116,31 @@ def test_dataset_does_not_depend_on_the_number_of_workers(tmp_path):
 
 
 def test_build_demo_end_to_end_at_toy_size(tmp_path):
-    """The one-command build (data, VAE continued from a packed one, stage 1 from scratch, stage 2 with and without
-    ATV from one shared encoding cache, fp16 packs) runs and its packs load into pipelines."""
+    """The one-command build (data, a packed VAE used as it is, stage 1 from scratch, shared no-ATV steps, stage 2
+    with and without ATV from one shared encoding cache, fp16 packs) runs and its packs load into pipelines."""
     import json
-
-    from stableviton.synthetic.build_demo import load_packed, main, pack
-    from stableviton.synthetic.train_vae import train
 
     import torch
     from safetensors.torch import load_file
 
-    from stableviton.synthetic.build_demo import load_packed_part
+    from stableviton.synthetic.build_demo import load_packed, load_packed_part, main, pack
+    from stableviton.synthetic.train_vae import train
 
     train(tmp_path / "vae0", steps=1, batch=2, crop=(32, 24), height=64, width=48)
     pack(tmp_path / "vae0", tmp_path / "vae0_packed", "vae")
     vae0 = tmp_path / "vae0_packed" / "vae.safetensors"
-    # a packed VAE continues training from its weights, not from a fresh init
-    init = load_packed_part(vae0, "vae")
-    train(tmp_path / "vae1", steps=1, batch=2, crop=(32, 24), height=64, width=48, lr=1e-9, init=init)
+    # a packed VAE continues training from its weights, not from a fresh init (`train` trains `init` in place,
+    # so compare with a second, untouched load)
+    train(tmp_path / "vae1", steps=1, batch=2, crop=(32, 24), height=64, width=48, lr=1e-9,
+          init=load_packed_part(vae0, "vae"))
     cont = load_file(tmp_path / "vae1" / "diffusion_pytorch_model.safetensors")
-    ref = init.state_dict()
-    assert all(torch.allclose(cont[k], ref[k].float(), atol=1e-6) for k in ref)
+    ref = load_packed_part(vae0, "vae").state_dict()
+    assert all(torch.allclose(cont[k], ref[k], atol=1e-6) for k in ref)
     # the shipped recipe: the VAE used as it is (--vae-steps 0), so the build's VAE is the given one, bit for bit
     main(["--out", str(tmp_path / "out"), "--export", str(tmp_path / "packed"), "--train-pairs", "4",
           "--test-pairs", "2", "--vae-steps", "0", "--vae-from", str(vae0),
           "--stage1-steps", "2", "--settle-steps", "1", "--stage2-steps", "2", "--height", "64", "--width", "48",
-          "--batch", "2",
-          "--workers", "1"])
+          "--batch", "2", "--workers", "1"])
     a, b = load_file(vae0), load_file(tmp_path / "packed" / "vae.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     shipped, given = (load_packed_part(p, "vae") for p in (tmp_path / "packed" / "vae.safetensors", vae0))
