@@ -29,7 +29,7 @@ from preprocessing import (Framing, GarmentInputs, Keypoints, ParsingResult, Per
                            load_image, paste_back, prepare_garment, prepare_person)
 from preprocessing.parsing import BACKGROUND, TORSO_SKIN, UPPER
 from stableviton import AttentionStore
-from stableviton.schedulers import make_scheduler
+from stableviton.schedulers import model_calls
 from stableviton.synthetic import demo as demo_model
 from stableviton.weights import LICENCE_NOTE, MissingWeightsError, how_to_get_weights, load_pipeline
 from ui import viz
@@ -106,10 +106,15 @@ def load_model(weights: str | None, tiny: bool, device: str | None = None, demo:
 
 
 def gpu_duration(*args, **kwargs) -> int:
-    """Seconds to reserve on a ZeroGPU Space: grows with steps x samples."""
+    """Seconds to reserve on a ZeroGPU Space: grows with the model calls the sampler makes x samples."""
     steps = int(kwargs.get("steps", args[6] if len(args) > 6 else 50))
+    sampler = kwargs.get("sampler", args[7] if len(args) > 7 else "plms")
     samples = int(kwargs.get("samples", args[10] if len(args) > 10 else 1))
-    return int(min(300, 20 + 1.2 * steps * max(1, samples)))
+    try:
+        calls = model_calls(sampler, steps)
+    except ValueError:  # the call itself will report the bad setting
+        calls = steps
+    return int(min(300, 20 + 1.2 * calls * max(1, samples)))
 
 
 def on_gpu(fn: Callable) -> Callable:
@@ -122,10 +127,10 @@ def on_gpu(fn: Callable) -> Callable:
 
 
 def captured_steps(sampler: str, steps: int) -> list[int]:
-    """The step indices whose maps are kept: all if few, else MAX_CAPTURED_STEPS evenly spaced, last included."""
-    sched = make_scheduler(sampler)
-    sched.set_timesteps(steps)
-    n = len(sched.timesteps)
+    """The model-call indices whose maps are kept: all if few, else MAX_CAPTURED_STEPS evenly spaced, last
+    included (PLMS makes one more call than it visits timesteps; the official grid has more than `steps`
+    timesteps where `steps` does not divide 1000)."""
+    n = model_calls(sampler, steps)
     if n <= MAX_CAPTURED_STEPS:
         return list(range(n))
     return sorted({int(round(x)) for x in np.linspace(0, n - 1, MAX_CAPTURED_STEPS)})
@@ -139,9 +144,7 @@ def run_model(pipe, agnostic, mask, densepose, garment, person, steps, sampler, 
     store = AttentionStore(blocks=blocks, steps=keep_steps)
     device = pipe._execution_device
     gen = torch.Generator(device=device).manual_seed(int(seed))
-    sched = make_scheduler(sampler)
-    sched.set_timesteps(int(steps))
-    total = len(sched.timesteps)
+    total = model_calls(sampler, int(steps))
 
     def on_step(p, i, t, kw):
         if report:
@@ -329,7 +332,7 @@ class Studio:
                   query_mask=viz.query_mask(person.agnostic_mask, qhw))
         return {"run": run, "full": full, "canvases": canvases, "seed": seed, "seconds": seconds,
                 "person": person, "mask_added": added, "mask_removed": removed, "steps": steps,
-                "sampler": sampler, "samples": samples}
+                "model_calls": run.total_steps, "sampler": sampler, "samples": samples}
 
     def save_png(self, image, stem: str) -> str:
         d = Path(tempfile.mkdtemp(dir=self.out))

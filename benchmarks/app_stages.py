@@ -1,6 +1,6 @@
 """Time each stage of the app's flow with the tiny random model (CPU), as the app runs them.
 
-    OMP_NUM_THREADS=1 python benchmarks/app_stages.py [--steps 3] [--repeats 2] [--threads 1]
+    OMP_NUM_THREADS=1 python benchmarks/app_stages.py [--steps 4] [--repeats 2] [--threads 1]
 
 Stages: preprocessing (person, garment), the pipeline (encoding + steps + decoding, attention capture on
 blocks 3-5), paste back, attention extraction, and the inspector's views (point map, grid, correspondence).
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--sampler", default="plms")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))

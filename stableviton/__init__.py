@@ -5,6 +5,7 @@ from .garment_encoder import GarmentEncoder
 from .image_encoder import GarmentImageEncoder
 from .pipeline import StableVITONPipeline, StableVITONPipelineOutput
 from .safe_load import CheckpointError
+from .schedulers import LDMDDIMScheduler, LDMPLMSScheduler, make_scheduler
 from .unet import StableVITONUNet
 
 __all__ = [
@@ -12,9 +13,12 @@ __all__ = [
     "CheckpointError",
     "GarmentEncoder",
     "GarmentImageEncoder",
+    "LDMDDIMScheduler",
+    "LDMPLMSScheduler",
     "StableVITONPipeline",
     "StableVITONPipelineOutput",
     "StableVITONUNet",
     "attention_tv_loss",
     "cloth_query_mask",
+    "make_scheduler",
 ]

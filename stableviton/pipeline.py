@@ -150,6 +150,10 @@ class StableVITONPipeline(DiffusionPipeline):
                 Without it sampling starts from pure noise.
             height, width: multiples of 8 (512x384 for `VITONHD.ckpt`, 1024x768 for `VITONHD_1024.ckpt`).
                 Inputs of the same aspect ratio are resized; other aspect ratios are refused.
+            num_inference_steps: S of the official samplers: PLMS and DDIM visit the official grid
+                `range(0, 1000, 1000 // S) + 1` (S + 1 timesteps for S = 6; PLMS makes one more model call than it
+                visits timesteps), DPM-Solver++ exactly S. `len(self.scheduler.timesteps)` is the number of model
+                calls and of `callback_on_step_end` calls.
             sampler: 'plms' (official), 'ddim' or 'dpm++'; replaces `self.scheduler`. None keeps the current one.
             guidance_scale: 1.0 = no guidance (official); > 1 uses the learnable unconditional vector.
             latent_sampling: 'mean' (deterministic) or 'sample' (the official posterior sampling) for VAE encodes.
@@ -170,6 +174,10 @@ class StableVITONPipeline(DiffusionPipeline):
         self._guidance_scale = guidance_scale
         self._interrupt = False
         device = self._execution_device
+        try:  # before any encoding: a step count without an official grid fails at once
+            self.scheduler.set_timesteps(num_inference_steps, device=device)
+        except ValueError as e:
+            raise InputError(str(e)) from e
         dtype = self.unet.dtype
 
         # 1. inputs -> [-1, 1] tensors
@@ -203,8 +211,7 @@ class StableVITONPipeline(DiffusionPipeline):
             condition = torch.cat([condition] * 2)
             garment_latent = torch.cat([garment_latent] * 2)
 
-        # 3. timesteps and start latents
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        # 3. timesteps (PLMS: one more model call than grid timesteps) and start latents
         timesteps = self.scheduler.timesteps
         self._num_timesteps = len(timesteps)
         shape = (n, self.unet.config.out_channels, *latent_hw)

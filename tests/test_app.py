@@ -234,7 +234,7 @@ def test_browser_flow_prepare_edit_tryon_inspect(server, photos):
         page.screenshot(path=str(ARTIFACTS / "app_prepared.png"), full_page=True)
         _crop_section(page, ARTIFACTS / "app_prepared.png", "h1", "#mask-editor", ARTIFACTS / "readme_prepare.png")
 
-        # 3. try on (3 steps in tiny mode by default)
+        # 3. try on (2 steps in tiny mode by default)
         page.click("#tryon-btn")
         page.wait_for_selector("#inspect-result img", timeout=180000)
         page.wait_for_selector("#point-map img")
@@ -282,7 +282,7 @@ def test_browser_flow_prepare_edit_tryon_inspect(server, photos):
         page.wait_for_function(
             "s => { const i = document.querySelector('#attention-grid img'); return i && i.src !== s; }",
             arg=grid_src, timeout=30000)
-        assert "step 1/4" in page.locator("#point-info").inner_text()
+        assert "step 1/3" in page.locator("#point-info").inner_text()
         # a bad upload: a message on the page, no traceback
         page.locator("#person button[aria-label='Remove Image']").first.click()
         page.locator("#person input[type=file]").set_input_files(str(photos / "text.png"))
@@ -313,7 +313,7 @@ def test_demo_tryon_api_on_a_held_out_pair(demo_server):
     client = gradio_client.Client(demo_server, verbose=False)
     image, attention, info = client.predict(
         handle_file(str(SYNTHETIC / "synthetic_person_1.png")), handle_file(str(SYNTHETIC / "synthetic_garment_1.png")),
-        3, 7, "plms", 1.0, True, None, True, api_name="/tryon")
+        2, 7, "plms", 1.0, True, None, True, api_name="/tryon")
     assert info["model"] == "demo" and info["size"] == [96, 128] and info["warnings"] == []
     s = held_out_sample(1)
     out = np.asarray(Image.open(image).convert("RGB")).astype(int)
@@ -322,7 +322,7 @@ def test_demo_tryon_api_on_a_held_out_pair(demo_server):
     np.testing.assert_array_equal(out[~near], s.person.astype(int)[~near])  # the example's own pixels, repainted
     assert np.abs(out - s.person)[inside].mean() > 5  # generated inside the generator's mask
     maps = np.load(attention)["maps_block7"]
-    assert maps.shape == (4, 1, 16 * 12, 16 * 12)  # PLMS 3 steps = 4 captured
+    assert maps.shape == (3, 1, 16 * 12, 16 * 12)  # PLMS 2 steps: grid [501, 1], 3 model calls, all captured
 
 
 def test_browser_flow_on_the_demo_model(demo_server):

@@ -33,10 +33,15 @@ def test_missing_weights_mode(monkeypatch, tmp_path):
 def test_gpu_duration_grows_with_steps():
     assert app.gpu_duration(*[None] * 6, 10, "plms", 1.0, 0, 1) < app.gpu_duration(*[None] * 6, 50, "plms", 1.0, 0, 1)
     assert app.gpu_duration(steps=50, samples=4) > app.gpu_duration(steps=50, samples=1)
+    # it counts model calls: PLMS at 6 steps makes 8 (official grid of 7 timesteps + the improved Euler call)
+    assert app.gpu_duration(steps=6, sampler="plms") == int(20 + 1.2 * 8)
+    assert app.gpu_duration(steps=6, sampler="dpm++") == int(20 + 1.2 * 6)
 
 
 def test_captured_steps_keep_the_last_and_are_bounded():
-    assert app.captured_steps("plms", 3) == [0, 1, 2, 3]  # PLMS visits N+1 timesteps
+    assert app.captured_steps("plms", 4) == [0, 1, 2, 3, 4]  # PLMS: one model call more than timesteps
+    assert app.captured_steps("plms", 6) == list(range(8))  # the official grid: 7 timesteps for 6 steps
+    assert app.captured_steps("ddim", 6) == list(range(7)) and app.captured_steps("dpm++", 6) == list(range(6))
     many = app.captured_steps("plms", 50)
     assert len(many) == app.MAX_CAPTURED_STEPS and many[0] == 0 and many[-1] == 50
 

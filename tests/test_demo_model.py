@@ -62,7 +62,7 @@ def test_the_app_without_a_checkpoint_falls_back_to_the_demo_model(tiny_packed, 
     np.testing.assert_array_equal(np.asarray(person.agnostic), s2.agnostic)
     np.testing.assert_array_equal(np.asarray(garment.image), s4.garment)
     assert person.warnings == [] and person.parser_backend == "synthetic generator"
-    out = studio.try_on(person, garment, None, steps=3, seed=3, repaint=True)
+    out = studio.try_on(person, garment, None, steps=2, seed=3, repaint=True)
     result = np.asarray(out["full"][0]).astype(int)
     far = cv2.dilate(s2.agnostic_mask, np.ones((9, 9), np.uint8)) == 0  # paste_back feathers the mask edge
     np.testing.assert_array_equal(result[far], s2.person.astype(int)[far])  # repaint keeps the rest
@@ -99,7 +99,7 @@ def test_a_real_photo_on_the_demo_model_is_prepared_and_flagged(tiny_packed, mon
 
 def test_evaluate_cli_on_a_written_test_split(tiny_packed, tmp_path, capsys):
     data = write_dataset(tmp_path / "data", 0, 2)
-    evaluate_main([f"{tiny_packed[1]}:{demo.NAME}", "--data", str(data), "--pairs", "2", "--steps", "3",
+    evaluate_main([f"{tiny_packed[1]}:{demo.NAME}", "--data", str(data), "--pairs", "2", "--steps", "2",
                    "--json", str(tmp_path / "out.json")])
     (s,) = json.loads((tmp_path / "out.json").read_text()).values()
     assert s["pairs"] == 2 and set(s["blocks"]) == {str(b) for b in range(9)}

@@ -116,6 +116,20 @@ def test_ddim_with_classifier_free_guidance(pipe, io):
     close("ddim_cfg_samples", out.images, io["ddim_cfg_samples"])
 
 
+def test_plms_at_a_step_count_that_does_not_divide_1000(pipe, io):
+    """S = 6, as the official sampler runs it: the grid range(0, 1000, 166) + 1 has 7 timesteps, 997 first, and
+    PLMS makes S + 2 = 8 model calls (its first step evaluates twice). At 128x96: only the calls are checked."""
+    seen = []
+    hook = pipe.unet.register_forward_pre_hook(lambda module, args: seen.append(int(args[1])))
+    try:
+        call(pipe, io, num_inference_steps=6, sampler="plms", height=128, width=96, output_type="latent",
+             generator=torch.Generator().manual_seed(0))
+    finally:
+        hook.remove()
+    assert len(seen) == 6 + 2 and seen[0] == 997
+    assert seen == [997, 831, 831, 665, 499, 333, 167, 1]
+
+
 def atv_of(pipe, io, encoded, x, t):
     store = AttentionStore(blocks=[4], keep_graph=True, device=None, dtype=None)
     store.sizes = {4: ((32, 24), (32, 24))}

@@ -68,7 +68,7 @@ def _fmt_timings(t: dict) -> str:
 
 def build_demo(studio, info, licence: str) -> gr.Blocks:
     tiny, synthetic = info.mode == "tiny", info.mode == "demo"
-    default_steps = 3 if tiny else 30
+    default_steps = 2 if tiny else 30
     mh, mw = info.map_size
     category = DEMO_CATEGORY if synthetic else CATEGORY
 
@@ -256,7 +256,8 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
             files = [studio.save_png(im, f"tryon_seed{out['seed']}_{i}") for i, im in enumerate(out["full"])]
             edit = (f"mask edited: +{out['mask_added']} / -{out['mask_removed']} px"
                     if out["mask_added"] or out["mask_removed"] else "automatic mask")
-            info_text = (f"Seed used: **{out['seed']}** · {out['steps']} steps {out['sampler']} · "
+            info_text = (f"Seed used: **{out['seed']}** · {out['steps']} steps {out['sampler']} "
+                         f"({out['model_calls']} model calls) · "
                          f"{out['samples']} sample(s) · {out['seconds']:.1f} s · {edit} · result "
                          f"{out['full'][0].size[0]}x{out['full'][0].size[1]} (your photo's size).")
             query = viz.spread_queries(run.query_mask, 1)[0]

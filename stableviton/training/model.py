@@ -176,7 +176,9 @@ class TrainingModel(nn.Module):
     def encode_latent(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         dist = self.vae.encode(images.to(self.vae.dtype)).latent_dist
         z = dist.mean if self.latent_sampling == "mean" else dist.sample(generator=generator)
-        return z.float() * self.vae.config.scaling_factor
+        # contiguous: the VAE may hand back a channels-last view, and the U-Net's backward then takes other
+        # kernels (other rounding) than for the same values read from the encodings cache
+        return (z.float() * self.vae.config.scaling_factor).contiguous()
 
     @torch.no_grad()
     def cache_encodings(self, batch: dict) -> dict[str, torch.Tensor]:
