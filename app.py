@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import random
 import tempfile
@@ -34,6 +35,7 @@ from stableviton.synthetic import demo as demo_model
 from stableviton.weights import LICENCE_NOTE, MissingWeightsError, how_to_get_weights, load_pipeline
 from ui import viz
 from ui.editor import mask_change, mask_from_editor
+from ui.messages import SettingsError
 
 log = logging.getLogger("stableviton.app")
 
@@ -43,6 +45,46 @@ SAMPLERS = ("plms", "ddim", "dpm++")
 MAX_CAPTURED_STEPS = 10  # attention maps kept per run (evenly spaced over the sampling steps, last included)
 MAX_SAMPLES = 4
 MAX_STEPS = 100
+MAX_GUIDANCE = 10.0
+MAX_SEED = 2**32 - 1
+
+
+def _integer(name: str, value, lo: int, hi: int) -> int:
+    """`value` as an int in [lo, hi], or a SettingsError that says what is allowed (never a silent clamp)."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}") from None
+    if not math.isfinite(f) or f != int(f) or not lo <= f <= hi:
+        raise SettingsError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
+    return int(f)
+
+
+def check_settings(steps, sampler: str, guidance, seed, samples) -> tuple[int, str, float, int | None, int]:
+    """The try-on settings a page or API user gave, checked: (steps, sampler, guidance, seed or None = random,
+    samples). Each bad value gets its own message."""
+    if sampler not in SAMPLERS:
+        raise SettingsError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    steps = _integer("steps", steps, 1, MAX_STEPS)
+    try:
+        model_calls(sampler, steps)  # step counts without an official grid fail here, naming the nearest ones
+    except ValueError as e:
+        raise SettingsError(str(e)) from None
+    try:
+        g = float(guidance)
+    except (TypeError, ValueError):
+        raise SettingsError(f"guidance_scale must be a number from 1 to {MAX_GUIDANCE:g}, got {guidance!r}") from None
+    if not math.isfinite(g) or not 1.0 <= g <= MAX_GUIDANCE:
+        raise SettingsError(f"guidance_scale must be a number from 1 (no guidance) to {MAX_GUIDANCE:g}, "
+                            f"got {guidance!r}")
+    if seed is None or (isinstance(seed, (int, float)) and seed == -1):
+        seed_out = None
+    else:
+        try:
+            seed_out = _integer("seed", seed, 0, MAX_SEED)
+        except SettingsError:
+            raise SettingsError(f"seed must be -1 (random) or a whole number from 0 to {MAX_SEED}, got {seed!r}") from None
+    return steps, sampler, g, seed_out, _integer("samples", samples, 1, MAX_SAMPLES)
 
 
 @dataclasses.dataclass
@@ -170,7 +212,7 @@ def warp_mask_to_canvas(mask: np.ndarray, person: PersonInputs) -> np.ndarray:
         return np.where(m > 127, 255, 0).astype(np.uint8)
     fr = person.framing
     if (m.shape[1], m.shape[0]) != tuple(fr.source_size):
-        raise ValueError(f"the mask must be {w}x{h} (the model canvas) or {fr.source_size[0]}x{fr.source_size[1]} "
+        raise SettingsError(f"the mask must be {w}x{h} (the model canvas) or {fr.source_size[0]}x{fr.source_size[1]} "
                          f"(the photo), got {m.shape[1]}x{m.shape[0]}")
     s = fr.scale
     a = np.array([[s, 0, -fr.box[0] * s], [0, s, -fr.box[1] * s]], np.float64)
@@ -299,19 +341,15 @@ class Studio:
                samples: int = 1, report: Callable[[str, float], None] | None = None) -> dict:
         if self.pipe is None:
             raise MissingWeightsError(self.info.weights_help or how_to_get_weights())
-        if sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-        steps = int(np.clip(int(steps), 1, MAX_STEPS))
-        samples = int(np.clip(int(samples), 1, MAX_SAMPLES))
-        if seed is None or int(seed) < 0:
+        steps, sampler, guidance, seed, samples = check_settings(steps, sampler, guidance, seed, samples)
+        if seed is None:
             seed = random.randrange(2**31)
-        seed = int(seed)
         auto = person.agnostic_mask
         added = removed = 0
         if mask is not None:
             mask = warp_mask_to_canvas(mask, person)
             if not mask.any():
-                raise ValueError("The mask is empty: paint the region where the garment should go.")
+                raise SettingsError("The mask is empty: paint the region where the garment should go.")
             added, removed = mask_change(auto, mask)
             if added or removed:
                 person = person.with_mask(mask)
@@ -372,12 +410,13 @@ class Studio:
     # -- stateless API --------------------------------------------------------------------------------------
     def api_tryon(self, person_src, garment_src, steps=20, seed=-1, sampler="plms", guidance=1.0, repaint=True,
                   mask=None, return_attention=False, report=None) -> tuple[str, str | None, dict]:
+        check_settings(steps, sampler, guidance, seed, 1)  # a bad setting fails before the photos are prepared
         person, garment = self.prepare(person_src, garment_src, report)
         m = None
         if mask is not None:
             m = np.asarray(load_image(mask).image) if not isinstance(mask, np.ndarray) else mask
-        out = self.try_on(person, garment, m, steps=steps, sampler=sampler, guidance=guidance,
-                          seed=None if seed is None or int(seed) < 0 else int(seed), repaint=repaint, report=report)
+        out = self.try_on(person, garment, m, steps=steps, sampler=sampler, guidance=guidance, seed=seed,
+                          repaint=repaint, report=report)
         image = self.save_png(out["full"][0], "tryon")
         att = None
         if return_attention:

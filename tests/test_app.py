@@ -342,3 +342,64 @@ def test_browser_flow_on_the_demo_model(demo_server):
         assert "of 16x12" in page.locator("#point-info").inner_text()
         page.screenshot(path=str(ARTIFACTS / "app_demo.png"), full_page=True)
         _crop_section(page, ARTIFACTS / "app_demo.png", "#before-after", "#sharpness", ARTIFACTS / "readme_demo.png")
+
+
+# -- the named API, as a script user meets it -------------------------------------------------------------------
+def test_api_reads_like_documentation(client):
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    tryon = {p["parameter_name"]: p for p in api["/tryon"]["parameters"]}
+    assert list(tryon) == ["person", "garment", "steps", "seed", "sampler", "guidance_scale", "repaint", "mask",
+                           "return_attention"]
+    defaults = {k: p.get("parameter_default") for k, p in tryon.items() if p.get("parameter_has_default")}
+    # the page's defaults (tiny mode: 2 steps; the page's seed 42, official PLMS, no guidance, repaint on)
+    assert defaults == {"steps": 2, "seed": 42, "sampler": "plms", "guidance_scale": 1.0, "repaint": True,
+                        "return_attention": False}
+    assert [p["parameter_name"] for p in api["/prepare"]["parameters"]] == ["person", "garment"]
+
+
+def test_out_of_range_settings_are_refused_with_what_is_allowed(client, photos):
+    from gradio_client import handle_file
+
+    person, garment = handle_file(str(photos / "grace_hopper.jpg")), handle_file(str(GARMENT))
+    wrong_mask = photos / "wrong_mask.png"
+    Image.new("L", (300, 100), 255).save(wrong_mask)  # neither the canvas' nor the photo's size
+    cases = [
+        (dict(steps=0), r"steps must be a whole number from 1 to 100, got 0"),
+        (dict(steps=100000), r"steps must be a whole number from 1 to 100, got 100000"),
+        (dict(steps=2.5), r"steps must be a whole number"),
+        (dict(steps=27), r"27 steps have no official timestep grid.*use 26 or 28 steps"),
+        (dict(seed=-5), r"seed must be -1 \(random\) or a whole number"),
+        (dict(guidance_scale=0.5), r"guidance_scale must be a number from 1"),
+        (dict(guidance_scale=11), r"guidance_scale must be a number from 1"),
+        (dict(sampler="euler"), r"euler.*(not in the list|choose one of)"),
+        (dict(mask=handle_file(str(wrong_mask))), r"the mask must be 384x512 \(the model canvas\)"),
+    ]
+    for change, pattern in cases:
+        args = {**dict(person=person, garment=garment, steps=2, seed=1, sampler="plms", guidance_scale=1.0,
+                       repaint=True, mask=None, return_attention=False), **change}
+        with pytest.raises(Exception) as err:
+            client.predict(**args, api_name="/tryon")
+        msg = str(err.value)
+        assert re.search(pattern, msg), (change, msg)
+        assert "Traceback" not in msg and "went wrong on our side" not in msg, (change, msg)
+
+
+def test_the_readme_client_example_runs_as_written(demo_server, tmp_path, monkeypatch):
+    """The README's gradio_client snippet, verbatim but for the server address, with `me.jpg` and `shirt.png` in the
+    working directory (a public-domain photo and a drawn garment)."""
+    import matplotlib.cbook as cbook
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("A named endpoint `tryon`"):]
+    code = section[section.index("```python") + len("```python"):section.index("```", section.index("```python") + 9)]
+    assert 'Client("http://127.0.0.1:7860/")' in code
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        (tmp_path / "me.jpg").write_bytes(f.read())
+    shutil.copy(GARMENT, tmp_path / "shirt.png")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code.replace("http://127.0.0.1:7860/", demo_server), "README.md", "exec"), scope)  # noqa: S102
+    info, image = scope["info"], scope["image"]
+    assert info["seed"] == 42 and info["steps"] == 30 and info["sampler"] == "plms"
+    assert Image.open(image).size == Image.open(tmp_path / "me.jpg").size  # pasted back at the photo's size
+    assert scope["attention_npz"] is None  # return_attention False in the example

@@ -5,7 +5,7 @@ import pytest
 
 import app
 from stableviton.weights import ENV_CHECKPOINT, LICENCE_NOTE, MissingWeightsError
-from ui.messages import user_message
+from ui.messages import SettingsError, user_message
 
 
 def test_missing_weights_mode(monkeypatch, tmp_path):
@@ -63,3 +63,28 @@ def test_user_mask_at_photo_size_maps_to_the_canvas(tmp_path):
     np.testing.assert_array_equal(same, canvas)
     with pytest.raises(ValueError, match="mask must be"):
         app.warp_mask_to_canvas(np.zeros((10, 10), np.uint8), person)
+
+
+def test_settings_are_checked_never_clamped():
+    assert app.check_settings(30, "plms", 1.5, 7, 2) == (30, "plms", 1.5, 7, 2)
+    assert app.check_settings(6, "ddim", 1, -1, 1)[3] is None  # -1 = random
+    bad = [
+        (dict(steps=0), "steps must be a whole number from 1 to 100"),
+        (dict(steps=101), "steps must be a whole number from 1 to 100"),
+        (dict(steps="ten"), "steps must be a whole number"),
+        (dict(steps=36), "36 steps have no official timestep grid"),
+        (dict(guidance=float("nan")), "guidance_scale must be a number from 1"),
+        (dict(guidance=float("inf")), "guidance_scale must be a number from 1"),
+        (dict(seed=-2), "seed must be -1 (random)"),
+        (dict(seed=2**32), "seed must be -1 (random)"),
+        (dict(seed=float("nan")), "seed must be -1 (random)"),
+        (dict(samples=5), "samples must be a whole number from 1 to 4"),
+        (dict(sampler="euler"), "unknown sampler 'euler'"),
+    ]
+    for change, message in bad:
+        kw = {**dict(steps=30, sampler="plms", guidance=1.0, seed=1, samples=1), **change}
+        with pytest.raises(SettingsError) as err:
+            app.check_settings(**kw)
+        assert message in str(err.value), (change, str(err.value))
+        assert user_message(err.value, "Try on").startswith("Try on: " + str(err.value)[:10])
+    assert app.check_settings(36, "dpm++", 1.0, 1, 1)[0] == 36  # DPM-Solver++ takes any count

@@ -139,7 +139,7 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
             with gr.Row():
                 steps = gr.Slider(1, 100, value=default_steps, step=1, label="Steps", elem_id="steps")
                 sampler = gr.Radio(list(SAMPLERS), value="plms", label="Sampler (plms is the official one)")
-                guidance = gr.Slider(1.0, 5.0, value=1.0, step=0.1, label="Guidance (1 = none, the official setting)")
+                guidance = gr.Slider(1.0, 10.0, value=1.0, step=0.1, label="Guidance (1 = none, the official setting)")
             with gr.Row():
                 seed = gr.Number(value=42, precision=0, label="Seed", elem_id="seed")
                 random_seed = gr.Checkbox(value=False, label="Random seed")
@@ -183,15 +183,16 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
 
         # ---- hidden components of the stable API endpoint `tryon` --------------------------------------
         with gr.Column(visible=False):
-            api_person = PhotoInput(type="filepath", label="person")
-            api_garment = PhotoInput(type="filepath", label="garment")
-            api_steps = gr.Number(value=20, precision=0, label="steps")
-            api_seed = gr.Number(value=-1, precision=0, label="seed (-1 = random)")
-            api_sampler = gr.Dropdown(list(SAMPLERS), value="plms", label="sampler")
-            api_guidance = gr.Number(value=1.0, label="guidance")
-            api_repaint = gr.Checkbox(value=True, label="repaint")
-            api_mask = PhotoInput(type="filepath", label="mask (optional, white = generate)")
-            api_attention = gr.Checkbox(value=False, label="return_attention")
+            # defaults are the page's; values are checked (clear errors, no clamping) by the studio
+            api_person = PhotoInput(type="filepath", label="person photo")
+            api_garment = PhotoInput(type="filepath", label="garment photo")
+            api_steps = gr.Number(value=default_steps, label="sampling steps (1-100; PLMS/DDIM on the official grid)")
+            api_seed = gr.Number(value=42, label="seed (-1 = random)")
+            api_sampler = gr.Dropdown(list(SAMPLERS), value="plms", label="sampler (plms = official)")
+            api_guidance = gr.Number(value=1.0, label="classifier-free guidance scale (1 = none, official; up to 10)")
+            api_repaint = gr.Checkbox(value=True, label="repaint: keep the photo's own pixels outside the mask")
+            api_mask = PhotoInput(type="filepath", label="mask (optional; white = generate; photo or canvas size)")
+            api_attention = gr.Checkbox(value=False, label="return the attention maps (npz)")
             api_image = gr.Image(type="filepath", format="png", label="result")
             api_att_file = gr.File(label="attention (npz)")
             api_info = gr.JSON(label="info")
@@ -199,12 +200,12 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
 
         # ---- handlers -------------------------------------------------------------------------------------
         @guarded("Prepare")
-        def on_prepare(person_path, garment_path, progress=gr.Progress()):
-            if not person_path:
+        def on_prepare(person, garment, progress=gr.Progress()):
+            if not person:
                 raise gr.Error(NO_PERSON_PHOTO)
-            if not garment_path:
+            if not garment:
                 raise gr.Error(NO_GARMENT_PHOTO)
-            p, g = studio.prepare(person_path, garment_path, reporter(progress))
+            p, g = studio.prepare(person, garment, reporter(progress))
             panels = studio.panels(p, g)
             warns = p.warnings + g.warnings
             if warns:
@@ -302,16 +303,15 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
                         concurrency_limit=4, api_name=False, show_progress="hidden")
 
         @guarded("Try-on API")
-        def on_api(person_path, garment_path, n_steps, seed_v, smp_name, guide, rep, mask_path, want_att,
+        def on_api(person, garment, steps, seed, sampler, guidance_scale, repaint, mask, return_attention,
                    progress=gr.Progress()):
-            if not person_path:
+            if not person:
                 raise gr.Error(NO_PERSON_PHOTO)
-            if not garment_path:
+            if not garment:
                 raise gr.Error(NO_GARMENT_PHOTO)
-            return studio.api_tryon(person_path, garment_path, steps=int(n_steps or 20),
-                                    seed=-1 if seed_v is None else int(seed_v), sampler=smp_name or "plms",
-                                    guidance=float(guide or 1.0), repaint=bool(rep), mask=mask_path or None,
-                                    return_attention=bool(want_att), report=reporter(progress))
+            return studio.api_tryon(person, garment, steps=steps, seed=seed, sampler=sampler,
+                                    guidance=guidance_scale, repaint=bool(repaint), mask=mask or None,
+                                    return_attention=bool(return_attention), report=reporter(progress))
 
         api_btn.click(on_api, [api_person, api_garment, api_steps, api_seed, api_sampler, api_guidance, api_repaint,
                                api_mask, api_attention], [api_image, api_att_file, api_info],

@@ -11,6 +11,12 @@ from stableviton.weights import MissingWeightsError
 
 log = logging.getLogger("stableviton.app")
 
+
+
+class SettingsError(ValueError):
+    """A setting or mask the user gave that cannot be used; the message says what is allowed."""
+
+
 NO_PERSON_PHOTO = "Please add a photo of yourself (upload or webcam) first."
 NO_GARMENT_PHOTO = "Please add a garment photo (upload or pick an example) first."
 NOT_PREPARED = "Press “Prepare” first: the try-on needs the checked mask."
@@ -26,6 +32,8 @@ def user_message(exc: BaseException, what: str = "") -> str:
         return prefix + str(exc)
     if isinstance(exc, MissingWeightsError):
         return "The try-on model is not loaded. " + str(exc)
+    if isinstance(exc, SettingsError):
+        return prefix + str(exc)
     if isinstance(exc, InputError):
         return prefix + f"The model refused these inputs: {exc}"
     if isinstance(exc, MemoryError):
