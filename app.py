@@ -28,7 +28,7 @@ from PIL import Image
 
 from preprocessing import (Framing, GarmentInputs, Keypoints, ParsingResult, PersonInputs, draw_keypoints,
                            load_image, paste_back, prepare_garment, prepare_person)
-from preprocessing.parsing import BACKGROUND, TORSO_SKIN, UPPER
+from preprocessing.parsing import BACKGROUND, TORSO_SKIN, UPPER, available_parsers, get_parser
 from stableviton import AttentionStore
 from stableviton.schedulers import model_calls
 from stableviton.synthetic import demo as demo_model
@@ -304,8 +304,21 @@ class Studio:
         return demo_model.examples(SYNTHETIC_EXAMPLES)
 
     # -- step 1 ---------------------------------------------------------------------------------------------
-    def prepare(self, person_src, garment_src, report: Callable[[str, float], None] | None = None):
-        """Photo + garment -> (PersonInputs, GarmentInputs). Raises PreprocessingError for unusable photos."""
+    def parser_choices(self) -> list[tuple[str, str]]:
+        """(label, value) of the human parsers a user can pick: "auto" first (a learned parser whose weights are
+        here, else the offline one), then each backend with whether it can run and its licence."""
+        choices = [("auto: learned when its weights are here, else offline", "auto")]
+        for p in available_parsers():
+            state = "ready" if p.available else ("downloads on first use" if p.downloadable else "not available")
+            label = f"{p.name} ({state})" + (f" — licence: {p.licence}" if p.licence else "")
+            choices.append((label, p.name))
+        return choices
+
+    def prepare(self, person_src, garment_src, report: Callable[[str, float], None] | None = None,
+                parser: str = "auto"):
+        """Photo + garment -> (PersonInputs, GarmentInputs). Raises PreprocessingError for unusable photos.
+        ``parser``: "auto", "pose-geometry", "schp" or "fashn"; a learned one whose weights cannot be had falls
+        back to the offline parser, with a note saying why."""
         size, demo = self.info.size, self.info.mode == "demo"
         person = garment = None
         if demo:  # held-out synthetic examples carry their exact inputs
@@ -317,7 +330,11 @@ class Studio:
                 garment = synthetic_garment(hit[1].sample)
         if person is None:
             report and report("Preprocessing: finding the person", 0.1)
-            person = prepare_person(person_src, size)
+            known = {value for _, value in self.parser_choices()}
+            if parser not in known:
+                raise SettingsError(f"unknown parser {parser!r}; choose one of {', '.join(sorted(known))}")
+            chosen = get_parser(parser, fallback=True, allow_download=bool(os.environ.get("SPACE_ID")) or None)
+            person = prepare_person(person_src, size, parser=chosen)
             if demo:
                 person.warnings.append(OUT_OF_DOMAIN)
         if garment is None:

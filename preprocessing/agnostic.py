@@ -21,8 +21,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .colour import ColourModel
 from .errors import PersonCutOffError
-from .parsing import FACE, LEFT_ARM, LEFT_LEG, LEFT_SHOE, PANTS, RIGHT_ARM, RIGHT_LEG, RIGHT_SHOE, SKIRT, SUNGLASSES
+from .parsing import (
+    FACE, LEFT_ARM, LEFT_LEG, LEFT_SHOE, PANTS, RIGHT_ARM, RIGHT_LEG, RIGHT_SHOE, SKIRT, SUNGLASSES, TORSO_SKIN,
+)
 from .pose import LHIP, LSHO, NECK, RHIP, RSHO, Keypoints
 
 GRAY = 128
@@ -155,6 +158,99 @@ def pose_shapes(
     return shapes, r, restorable, notes
 
 
+def _disk(radius: float) -> np.ndarray:
+    k = max(1, int(round(radius)))
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
+
+
+def _connected_to(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    _, comp = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    ids = np.unique(comp[seeds & mask])
+    return np.isin(comp, ids[ids > 0])
+
+
+def waist_split(
+    image: np.ndarray, pts: np.ndarray, labels: np.ndarray, hips_seen: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Around the waist, the lower garment (trousers, skirt, bare legs) and the top's hem, told apart by colour.
+
+    VITON-HD restores the whole lower body, including a waistband above the hip joints, and grays a top that
+    hangs below them; a parser that only knows body geometry cuts at the hip line instead. A per-photo colour
+    model separates the two: the top is sampled on the chest, the lower garment on the thighs. Returns the
+    lower-garment-coloured pixels connected to the thighs (to keep) and the top-coloured pixels connected to
+    the chest (not to keep). Both are empty when the thighs are out of frame or the two colours overlap
+    (a dress, a matching suit), where the parsing is all there is to go on.
+    """
+    h, w = labels.shape
+    empty = np.zeros((h, w), bool)
+    if not hips_seen:
+        return empty, empty
+    sho_y = float(pts[RSHO, 1] + pts[LSHO, 1]) / 2
+    hip_y = float(pts[RHIP, 1] + pts[LHIP, 1]) / 2
+    a = float(np.linalg.norm(pts[LSHO] - pts[RSHO]))
+    torso = hip_y - sho_y
+    if torso < 0.5 * a or hip_y + 0.45 * a > h:
+        return empty, empty
+    ys, xs = np.mgrid[0:h, 0:w]
+    body = ~np.isin(labels, (0, 1, 2, 3, 4, 13, 14, 15))  # no background, head, arms or hands
+    x_sho = sorted((float(pts[RSHO, 0]), float(pts[LSHO, 0])))
+    x_hip = sorted((float(pts[RHIP, 0]), float(pts[LHIP, 0])))
+    inset = 0.2 * (x_sho[1] - x_sho[0])
+    chest = body & (ys > sho_y + 0.25 * torso) & (ys < sho_y + 0.6 * torso) & \
+        (xs > x_sho[0] + inset) & (xs < x_sho[1] - inset) & ~np.isin(labels, LOWER_LABELS + (TORSO_SKIN,))
+    thigh = body & (ys > hip_y + 0.2 * a) & (ys < hip_y + 0.9 * a) & \
+        (xs > x_hip[0] - 0.2 * a) & (xs < x_hip[1] + 0.2 * a)
+    if chest.sum() < 0.02 * a * a or thigh.sum() < 0.02 * a * a:
+        return empty, empty
+    colours = ColourModel(image, blur=5)
+    colours.add("top", chest, min_pixels=1)
+    colours.add("lower", thigh, min_pixels=1)
+    lower, top = colours.confident("lower", "top"), colours.confident("top", "lower")
+    # each side is trusted only where the colours tell the two samples apart (not a dress or a matching suit)
+    lower_ok = lower[chest].mean() < 0.1 and lower[thigh].mean() > 0.7
+    top_ok = top[thigh].mean() < 0.1 and top[chest].mean() > 0.7
+    sigma = max(1.0, 0.02 * a)
+    opening = _disk(0.03 * a)
+    person = (labels != 0) & ~np.isin(labels, HEAD_LABELS)
+    if lower_ok:
+        # a waistband sits at most ~half a shoulder width above the hip joints; above them only the torso's
+        # width (a sleeve of the trousers' colour must not join them), below them a little wider
+        side = np.where(ys > hip_y, 0.35 * a, 0.2 * a)
+        near = (ys > hip_y - 0.6 * a) & (xs > x_hip[0] - side) & (xs < x_hip[1] + side)
+        lower = (cv2.GaussianBlur(lower, (0, 0), sigma) > 0.5) & person & near
+        lower = _connected_to(cv2.morphologyEx(lower.astype(np.uint8), cv2.MORPH_OPEN, opening) > 0, thigh)
+    else:
+        lower = empty
+    if top_ok:
+        top = (cv2.GaussianBlur(top, (0, 0), sigma) > 0.5) & person & ~lower & (ys < hip_y + 0.6 * a)
+        top = _connected_to(cv2.morphologyEx(top.astype(np.uint8), cv2.MORPH_OPEN, opening) > 0, chest)
+    else:
+        top = empty
+    return lower, top
+
+
+def hand_regions(kp: Keypoints, canvas_hw: tuple[int, int], a: float) -> dict[int, np.ndarray]:
+    """Per arm label, the hand as MediaPipe's wrist/pinky/index/thumb points outline it, fingers included.
+
+    The knuckle points stop short of the fingertips, so the hull also takes the points pushed 90% further out
+    from the wrist; it lets the HR-VITON hand restore work where the parsing did not label the hand as arm.
+    """
+    h, w = canvas_hw
+    out = {}
+    for side, label in (("left", LEFT_ARM), ("right", RIGHT_ARM)):
+        pts = kp.hands.get(side)
+        if pts is None or not np.isfinite(pts).all():
+            continue
+        pts = np.asarray(pts, np.float64)
+        wrist = pts[0]
+        tips = wrist + 1.9 * (pts[1:] - wrist)
+        hull = cv2.convexHull(np.round(np.vstack([pts, tips])).astype(np.int32))
+        m = np.zeros((h, w), np.uint8)
+        cv2.fillConvexPoly(m, hull, 1)
+        out[label] = cv2.dilate(m, _disk(0.04 * a)) > 0
+    return out
+
+
 def _dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
     if pixels <= 0:
         return mask
@@ -169,12 +265,14 @@ def make_agnostic(
     *,
     variant: str = "hr-viton",
     dilation: int = 0,
+    refine: bool = True,
 ) -> AgnosticResult:
     """Gray out the upper-body garment region of ``image`` (HxWx3 uint8, canvas-sized).
 
     ``labels`` are CIHP ids (from :mod:`preprocessing.parsing`); ``dilation`` grows the shapes by
     that many pixels before face/lower body/hands are restored (a larger region lets a longer or
-    looser garment fit).
+    looser garment fit). ``refine`` also keeps what an imperfect parsing misses: the lower garment
+    found by colour (:func:`waist_split`) and the hands outlined by the pose's hand points.
     """
     img = np.asarray(image)
     h, w = img.shape[:2]
@@ -185,9 +283,27 @@ def make_agnostic(
     keep = np.isin(labels, HEAD_LABELS + LOWER_LABELS)
     for label, region in restorable.items():
         keep |= region & (labels == label)
+    if refine:
+        add, drop = _refined_keep(img, keypoints, labels, restorable)
+        keep = (keep & ~drop) | add
     gray = shapes & ~keep
     mask = np.where(gray, 255, 0).astype(np.uint8)
     return AgnosticResult(apply_mask(img, mask), mask, variant, float(r), notes)
+
+
+def _refined_keep(
+    img: np.ndarray, kp: Keypoints, labels: np.ndarray, restorable: dict[int, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Corrections to the parsing's keep set: what to add (the lower garment by colour, the hands by the hand
+    points) and what to drop (the top's hem that the parsing called lower body)."""
+    pts, _ = torso_points(kp, labels.shape)
+    a = float(np.linalg.norm(pts[LSHO] - pts[RSHO]))
+    lower, top = waist_split(img, pts, labels, kp.present(RHIP) and kp.present(LHIP))
+    keep = lower.copy()
+    person = labels != 0
+    for label, hand in hand_regions(kp, labels.shape, a).items():
+        keep |= hand & restorable[label] & person
+    return keep, top & np.isin(labels, LOWER_LABELS) & ~keep
 
 
 def apply_mask(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ class GarmentInputs:
     source_box: tuple[int, int, int, int]  # garment bounding box in the (upright) source photo
     background: str  # "plain" or "cluttered": which separation method was used
     warnings: list[str] = field(default_factory=list)
+    source_mask: np.ndarray | None = None  # uint8, the (upright) source photo's size, 255 = garment
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -59,6 +60,37 @@ def border_pixels(img: np.ndarray, frac: float = 0.03) -> np.ndarray:
     ]).astype(np.float32)
 
 
+def _backdrop(img: np.ndarray, bg: np.ndarray, threshold: float, step: int = 3, edge: int = 12) -> np.ndarray:
+    """The plain backdrop: pixels reached from the photo's border in small colour steps without ever straying
+    ``threshold`` from the backdrop colour.
+
+    A colour threshold alone loses pale garments on white (a white-and-yellow stripe is mostly backdrop
+    colour); the white inside the garment is cut off from the border by its outline and stripes (also a faint
+    one: ``edge`` levels of local contrast), while the backdrop's own shading is crossed step by step.
+    """
+    h, w = img.shape[:2]
+    smooth = cv2.GaussianBlur(img, (3, 3), 0)
+    dist = np.abs(smooth.astype(np.float32) - bg).max(axis=2)
+    region = np.zeros((h + 2, w + 2), np.uint8)
+    k = np.ones((3, 3), np.uint8)
+    contrast = (cv2.dilate(smooth, k).astype(np.int16) - cv2.erode(smooth, k)).max(axis=2)
+    # barriers: clearly not backdrop, or a faint outline (a sharp local step that shading never makes)
+    region[1:-1, 1:-1][(dist >= threshold) | ((contrast >= edge) & (dist >= edge / 2))] = 1
+    flags = 4 | cv2.FLOODFILL_MASK_ONLY | (2 << 8)  # 4-connected: a thin diagonal outline still holds
+    diff = (step,) * 3
+    border = [(x, 0) for x in range(w)] + [(x, h - 1) for x in range(w)] + \
+        [(0, y) for y in range(h)] + [(w - 1, y) for y in range(h)]
+    for x, y in border:
+        if region[y + 1, x + 1] == 0:
+            cv2.floodFill(smooth, region, (x, y), 0, diff, diff, flags)
+    backdrop = region[1:-1, 1:-1] == 2
+    # the blur moved the garment's outline out by a pixel or two: take back what is backdrop-coloured unblurred
+    close = np.abs(img.astype(np.float32) - bg).max(axis=2) < threshold / 2
+    for _ in range(2):
+        backdrop |= (cv2.dilate(backdrop.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & close
+    return backdrop
+
+
 def garment_mask(img: np.ndarray, *, threshold: float = 30.0) -> tuple[np.ndarray, str]:
     """Boolean garment mask of an RGB uint8 image and the method used ("plain"/"cluttered")."""
     h, w = img.shape[:2]
@@ -67,11 +99,9 @@ def garment_mask(img: np.ndarray, *, threshold: float = 30.0) -> tuple[np.ndarra
     border_dist = np.abs(border - bg).max(axis=1)
     uniform = float((border_dist < threshold).mean())
     if uniform >= 0.85:
-        dist = np.abs(img.astype(np.float32) - bg).max(axis=2)
-        fg = dist >= threshold
+        fg = ~_backdrop(img, bg, threshold)
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
         fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, k) > 0
-        fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_CLOSE, k, iterations=2) > 0
         return _fill_holes(_keep_big(fg)), "plain"
     gc = np.zeros((h, w), np.uint8)
     mx, my = max(2, int(0.05 * w)), max(2, int(0.05 * h))
@@ -129,4 +159,5 @@ def prepare_garment(
     canvas.paste(crop, (ox, oy), Image.fromarray(alpha_np))
     out_mask = np.zeros((ch, cw), np.uint8)
     out_mask[oy:oy + nh, ox:ox + nw] = np.where(alpha_np >= 128, 255, 0)
-    return GarmentInputs(canvas, out_mask, (x0, y0, x1, y1), method, notes)
+    return GarmentInputs(canvas, out_mask, (x0, y0, x1, y1), method, notes,
+                         source_mask=np.where(mask, 255, 0).astype(np.uint8))

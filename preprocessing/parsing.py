@@ -24,10 +24,11 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from .colour import ColourModel
 from .errors import BackendUnavailableError
 from .pose import (
     LANK, LELB, LEYE, LHIP, LKNE, LSHO, LWRI, NECK, NOSE, RANK, REAR, LEAR, RELB, REYE, RHIP, RKNE,
-    RSHO, RWRI, Keypoints,
+    RSHO, RWRI, Keypoints, face_oval,
 )
 
 #: CIHP label ids (VITON-HD ``image-parse-v3``), PREPROCESSING.md §7.
@@ -221,8 +222,8 @@ def skeleton_parts(
         cv2.fillPoly(cv, [poly], 0)
     fields[Part.TORSO] = (torso, 0.12 * a)
 
-    def limb(parts_radii, joints, tip_from=None):
-        pts = [_pt(kp, j) for j in joints]
+    def limb(parts_radii, joints, estimate=False):
+        pts = [_pt(kp, j, estimate=estimate) for j in joints]
         for (part, radius), p0, p1 in zip(parts_radii, pts[:-1], pts[1:]):
             if p0 is not None and p1 is not None:
                 fields[part] = (_seg(p0, p1), radius * a)
@@ -246,7 +247,8 @@ def skeleton_parts(
         ((RHIP, RKNE, RANK), (Part.R_UPPER_LEG, Part.R_LOWER_LEG)),
         ((LHIP, LKNE, LANK), (Part.L_UPPER_LEG, Part.L_LOWER_LEG)),
     ):
-        limb([(parts[0], 0.24), (parts[1], 0.17)], joints)
+        if _pt(kp, joints[0]) is not None:  # knees below the frame still shape the thighs
+            limb([(parts[0], 0.24), (parts[1], 0.17)], joints, estimate=True)
     for ank, toe_idx, part in ((RANK, 22, Part.R_FOOT), (LANK, 19, Part.L_FOOT)):
         pa, pt = _pt(kp, ank), _pt(kp, toe_idx)
         if pa is not None and pt is not None:
@@ -297,10 +299,89 @@ def clean_silhouette(mask: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return np.isin(lab, keep)
 
 
+def _arc_length(points: np.ndarray, polyline: list[np.ndarray]) -> np.ndarray:
+    """Position of each point along a polyline (length units from its start), by nearest segment."""
+    best = np.full(len(points), np.inf)
+    out = np.zeros(len(points))
+    start = 0.0
+    for p0, p1 in zip(polyline[:-1], polyline[1:]):
+        seg = p1 - p0
+        length = max(float(np.linalg.norm(seg)), 1e-6)
+        t = np.clip(((points - p0) @ seg) / length ** 2, 0.0, 1.0)
+        d = np.linalg.norm(points - (p0 + t[:, None] * seg), axis=1)
+        better = d < best
+        best[better], out[better] = d[better], start + t[better] * length
+        start += length
+    return out
+
+
+def best_cut(position: np.ndarray, score: np.ndarray) -> float:
+    """Threshold on ``position`` that best splits pixels into "before" (score < 0 wanted) and
+    "after" (score > 0 wanted): a sleeve ends once along an arm, a garment once down the body."""
+    if position.size == 0:
+        return np.inf
+    order = np.argsort(position)
+    s = score[order]
+    gain = np.concatenate([[0.0], np.cumsum(s)])  # sum of scores before the cut
+    k = int(np.argmax(s.sum() - 2 * gain))
+    return float(position[order][k]) if k < len(s) else np.inf
+
+
+def _column_cuts(score: np.ndarray, region: np.ndarray, lo: int, hi: int, smooth: int) -> np.ndarray:
+    """Per column, the row that best splits ``region`` into above (score > 0 wanted) and below
+    (score < 0), searched in rows lo..hi, then median-smoothed across columns (a hem is one line)."""
+    s = np.where(region, score, 0.0)
+    gain = np.cumsum(s, axis=0)
+    gain = np.concatenate([np.zeros((1, s.shape[1])), gain], 0)  # sum of scores above row y
+    objective = 2 * gain - gain[-1:]
+    lo, hi = max(lo, 0), min(max(hi, lo + 1), s.shape[0])
+    cuts = lo + np.argmax(objective[lo:hi + 1], axis=0)
+    cols = np.flatnonzero(region.any(axis=0))
+    if cols.size:
+        from scipy.ndimage import median_filter  # noqa: PLC0415
+
+        cuts[cols] = median_filter(cuts[cols], size=max(3, smooth | 1), mode="nearest")
+    return cuts
+
+
+def _polygon_mask(points: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    m = np.zeros(hw, np.uint8)
+    cv2.fillPoly(m, [np.round(points).astype(np.int32)], 1)
+    return m.astype(bool)
+
+
+def _touching(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """The connected components of ``mask`` that overlap ``seed``."""
+    n, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    keep = np.unique(lab[seed & mask])
+    return np.isin(lab, keep[keep > 0])
+
+
+def _hair_below_chin(labels: np.ndarray, parts: np.ndarray, colours: "ColourModel", zone: np.ndarray) -> np.ndarray:
+    """Long hair over the neck and shoulders (CIHP labels it hair): hair-coloured pixels, clearly unlike
+    skin and garment, connected to the hair of the head."""
+    if not colours.hists.keys() >= {"hair", "skin", "garment"}:
+        return np.zeros(labels.shape, bool)
+    hair_ll = colours.loglik("hair")
+    like = (hair_ll > colours.loglik("skin") + 1.0) & (hair_ll > colours.loglik("garment") + 1.0)
+    near = np.isin(parts, [Part.HEAD, Part.NECK, Part.TORSO, Part.R_UPPER_ARM, Part.L_UPPER_ARM])
+    cand = cv2.medianBlur((like & zone & near).astype(np.uint8), 5).astype(bool)
+    return _touching(cand | (labels == HAIR), labels == HAIR) & cand
+
+
+def _clip_llr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bounded log-likelihood ratio; 0 (no vote) for colours neither model has seen (stripes, logos)."""
+    return np.where(np.maximum(a, b) > np.log(2e-4), np.clip(a - b, -4.0, 4.0), 0.0).astype(np.float32)
+
+
 class PoseGeometryParser:
-    """Offline parser: silhouette + skeleton -> CIHP-style labels (no clothing knowledge)."""
+    """Offline parser: silhouette + skeleton give the body parts; a per-photo colour model (skin from
+    the face, garment from the torso, trousers from the thighs) decides where sleeves, the neckline and
+    the garment's hem are, cut once along each limb/column so the regions stay solid."""
 
     name = "pose-geometry"
+    #: colour distributions closer than this (Bhattacharyya) cannot be told apart: geometry decides
+    MAX_OVERLAP = 0.6
 
     def parse(self, image: np.ndarray, keypoints: Keypoints, person_mask: np.ndarray) -> ParsingResult:
         h, w = image.shape[:2]
@@ -309,18 +390,173 @@ class PoseGeometryParser:
         labels = np.zeros((h, w), np.uint8)
         for part, cihp in _PART_TO_CIHP.items():
             labels[parts == part] = cihp
-        head = head_geometry(keypoints)
-        if head is not None:
-            (cx, cy), rx, ry = head
-            yy, xx = np.mgrid[0:h, 0:w]
-            inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0
-            labels[(parts == Part.HEAD) & ~inside] = HAIR
-            # hair below the top of the face is not head surface for DensePose (long hair)
-            parts[(parts == Part.HEAD) & ~inside & (yy >= cy - 0.5 * ry)] = Part.BACKGROUND
         notes = []
         if not sil.any():
             notes.append("The person silhouette is empty; parsing is unreliable.")
+            return ParsingResult(labels, parts, self.name, notes)
+        oval = None
+        try:
+            oval = face_oval(image, keypoints)
+        except BackendUnavailableError:
+            pass
+        face = self._label_head(labels, parts, keypoints, oval, sil)
+        colours = self._colour_model(image, keypoints, parts, sil, face, oval)
+        if colours.hists.keys() >= {"skin", "garment"} and colours.overlap("skin", "garment") < self.MAX_OVERLAP:
+            self._label_arms(labels, parts, keypoints, colours)
+            self._label_neck(labels, parts, keypoints, colours, face, oval, sil)
+        if colours.hists.keys() >= {"lower", "garment"} and colours.overlap("lower", "garment") < self.MAX_OVERLAP:
+            self._label_hem(labels, parts, keypoints, colours)
         return ParsingResult(labels, parts, self.name, notes)
+
+    @staticmethod
+    def _label_head(labels, parts, kp, oval, sil) -> np.ndarray:
+        """Face (the face-mesh oval, else the keypoint ellipse), hair = the rest of the head part."""
+        h, w = labels.shape
+        yy, xx = np.mgrid[0:h, 0:w]
+        if oval is not None:
+            face = _polygon_mask(oval, (h, w)) & sil
+            chin_y = float(oval[18, 1])
+            head = (parts == Part.HEAD) | face
+            labels[head] = HAIR
+            labels[face] = FACE
+            # the head part below the chin is neck unless it is hair (decided by colour later)
+            below = head & ~face & (yy > chin_y)
+            labels[below] = TORSO_SKIN
+            parts[below & (parts == Part.HEAD)] = Part.NECK
+            parts[face] = Part.HEAD
+        else:
+            face = np.zeros((h, w), bool)
+            geo = head_geometry(kp)
+            if geo is not None:
+                (cx, cy), rx, ry = geo
+                face = (((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0) & (parts == Part.HEAD)
+                labels[(parts == Part.HEAD) & ~face] = HAIR
+        # hair below the top of the face is not head surface for DensePose (long hair)
+        if face.any():
+            top = float(np.nonzero(face)[0].min())
+            mid = top + 0.4 * (float(np.nonzero(face)[0].max()) - top)
+            parts[(parts == Part.HEAD) & ~face & (labels == HAIR) & (yy >= mid)] = Part.BACKGROUND
+        return face
+
+    @staticmethod
+    def _colour_model(image, kp, parts, sil, face, oval) -> ColourModel:
+        """Seeds: skin = the face below the eyes (no fringe), garment = the torso's core, lower = the thighs,
+        hair = the head outside the face."""
+        h, w = sil.shape
+        model = ColourModel(image)
+        yy, xx = np.mgrid[0:h, 0:w]
+        a = body_scale(kp)
+        min_px = max(30, int(0.01 * a * a))
+        eyes = [p for p in (_pt(kp, REYE), _pt(kp, LEYE)) if p is not None]
+        if face.any():
+            skin = cv2.erode(face.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            if eyes:
+                skin &= yy > max(p[1] for p in eyes) + 0.03 * a
+            model.add("skin", skin, min_px)
+        rs, ls = _pt(kp, RSHO, estimate=True), _pt(kp, LSHO, estimate=True)
+        rh, lh = _hip_points(kp)
+        top, bottom = (rs + ls) / 2, (rh + lh) / 2
+        axis = bottom - top
+        length = max(float(np.linalg.norm(axis)), 1.0)
+        t = ((xx - top[0]) * axis[0] + (yy - top[1]) * axis[1]) / length ** 2
+        lateral = np.abs((xx - top[0]) * axis[1] - (yy - top[1]) * axis[0]) / length
+        half_width = 0.5 * float(np.linalg.norm(ls - rs))
+        core = (parts == Part.TORSO) & (t > 0.3) & (t < 0.8) & (lateral < 0.6 * half_width) & sil
+        model.add("garment", core, min_px)
+        thighs = np.zeros((h, w), bool)
+        for hip, knee, part in ((RHIP, RKNE, Part.R_UPPER_LEG), (LHIP, LKNE, Part.L_UPPER_LEG)):
+            p0, p1 = _pt(kp, hip), _pt(kp, knee, estimate=True)
+            if p0 is None or p1 is None:
+                continue
+            seg = p1 - p0
+            s = ((xx - p0[0]) * seg[0] + (yy - p0[1]) * seg[1]) / max(float(seg @ seg), 1.0)
+            thighs |= (parts == part) & (s > 0.3) & (s < 0.8)
+        model.add("lower", thighs & sil, min_px)
+        if oval is not None:
+            hair = (parts == Part.HEAD) & ~cv2.dilate(face.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+            model.add("hair", hair & (yy < float(oval[:, 1].mean())), min_px)
+        return model
+
+    @staticmethod
+    def _label_arms(labels, parts, kp, colours) -> None:
+        """Along each arm, sleeve (garment) up to one cut, skin (arm) beyond it."""
+        llr = _clip_llr(colours.loglik("skin"), colours.loglik("garment"))
+        trousers = None
+        if "lower" in colours.hists:
+            lower = colours.loglik("lower")
+            trousers = (lower > colours.loglik("skin") + 1.0) & (lower > colours.loglik("garment"))
+            trousers = cv2.medianBlur(trousers.astype(np.uint8), 5).astype(bool)
+        sides = (
+            (RIGHT_ARM, (Part.R_UPPER_ARM, Part.R_LOWER_ARM, Part.R_HAND), (RSHO, RELB, RWRI)),
+            (LEFT_ARM, (Part.L_UPPER_ARM, Part.L_LOWER_ARM, Part.L_HAND), (LSHO, LELB, LWRI)),
+        )
+        for label, arm_parts, joints in sides:
+            region = np.isin(parts, arm_parts)
+            pts = [_pt(kp, j, estimate=True) for j in joints]
+            if not region.any() or any(p is None for p in pts[:2]):
+                continue
+            ys, xs = np.nonzero(region)
+            line = [p for p in pts if p is not None]
+            if len(line) == 3:  # on through the hand, ~3/4 of a forearm long
+                line.append(line[2] + 0.75 * (line[2] - line[1]))
+            pos = _arc_length(np.stack([xs, ys], 1).astype(np.float64), line)
+            cut = best_cut(pos, llr[ys, xs])
+            sleeve = pos < cut
+            labels[ys[sleeve], xs[sleeve]] = UPPER
+            labels[ys[~sleeve], xs[~sleeve]] = label
+            if trousers is not None:  # the arm part also takes in trouser pixels beside a hanging hand
+                bare = ~sleeve & trousers[ys, xs]
+                labels[ys[bare], xs[bare]] = PANTS
+
+    @staticmethod
+    def _label_neck(labels, parts, kp, colours, face, oval, sil) -> None:
+        """Neck = skin below the chin, in the upper torso, connected to the face; the rest of the
+        neck part (collars, high necklines) is garment."""
+        h, w = labels.shape
+        yy = np.mgrid[0:h, 0:w][0]
+        llr = _clip_llr(colours.loglik("skin"), colours.loglik("garment"))
+        rs, ls = _pt(kp, RSHO, estimate=True), _pt(kp, LSHO, estimate=True)
+        rh, lh = _hip_points(kp)
+        sho_y, hip_y = (rs[1] + ls[1]) / 2, (rh[1] + lh[1]) / 2
+        zone = np.isin(parts, [Part.NECK, Part.TORSO, Part.HEAD]) & sil & ~face
+        chin_y = float(oval[18, 1]) if oval is not None else float(np.nonzero(parts == Part.NECK)[0].min(initial=0))
+        zone &= (yy < sho_y + 0.45 * (hip_y - sho_y)) & (yy > chin_y - 0.05 * (hip_y - sho_y))
+        hair = _hair_below_chin(labels, parts, colours, sil & ~face & (yy > chin_y - 0.05 * (hip_y - sho_y)))
+        labels[hair] = HAIR
+        skin = zone & (llr > 0) & ~hair
+        skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+        if face.any():
+            seed = cv2.dilate(face.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+        else:
+            seed = parts == Part.NECK
+        neck = _touching(skin, seed)
+        was_neck = (labels == TORSO_SKIN) | (parts == Part.NECK)
+        labels[was_neck & ~neck & zone] = UPPER
+        labels[neck] = TORSO_SKIN
+
+    @staticmethod
+    def _label_hem(labels, parts, kp, colours) -> None:
+        """The garment ends at one hem line (per column, smoothed); below it is the lower body."""
+        h, w = labels.shape
+        body = np.isin(parts, [Part.TORSO, Part.PELVIS, Part.R_UPPER_LEG, Part.L_UPPER_LEG,
+                               Part.R_LOWER_LEG, Part.L_LOWER_LEG])
+        llr = _clip_llr(colours.loglik("garment"), colours.loglik("lower"))
+        rs, ls = _pt(kp, RSHO, estimate=True), _pt(kp, LSHO, estimate=True)
+        rh, lh = _hip_points(kp)
+        sho_y, hip_y = (rs[1] + ls[1]) / 2, (rh[1] + lh[1]) / 2
+        knees = [p[1] for p in (_pt(kp, RKNE, estimate=True), _pt(kp, LKNE, estimate=True)) if p is not None]
+        lo = int(sho_y + 0.4 * (hip_y - sho_y))
+        hi = int(max(knees)) if knees else h
+        cuts = _column_cuts(llr, body, lo, hi, int(0.3 * body_scale(kp)))
+        yy = np.mgrid[0:h, 0:w][0]
+        above = body & (yy < cuts[None, :])
+        below = body & ~above
+        legs = np.isin(parts, [Part.R_UPPER_LEG, Part.L_UPPER_LEG, Part.R_LOWER_LEG, Part.L_LOWER_LEG])
+        labels[above & (labels != TORSO_SKIN)] = UPPER
+        labels[below & ~legs] = PANTS
+        for part, label in ((Part.R_UPPER_LEG, RIGHT_LEG), (Part.R_LOWER_LEG, RIGHT_LEG),
+                            (Part.L_UPPER_LEG, LEFT_LEG), (Part.L_LOWER_LEG, LEFT_LEG)):
+            labels[below & (parts == part)] = label
 
 
 def parts_from_labels(labels: np.ndarray, keypoints: Keypoints) -> np.ndarray:
@@ -349,12 +585,39 @@ def parts_from_labels(labels: np.ndarray, keypoints: Keypoints) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # SCHP (ATR + LIP) ONNX backend
 # --------------------------------------------------------------------------------------------------
-SCHP_HUB_REPO = "levihsu/OOTDiffusion"
+SCHP_HUB_REPO = "levihsu/OOTDiffusion"  # the model repo whose code defines the ATR + LIP recipe
 SCHP_ATR_FILE = "checkpoints/humanparsing/parsing_atr.onnx"
 SCHP_LIP_FILE = "checkpoints/humanparsing/parsing_lip.onnx"
+ENV_SCHP = "SCHP_WEIGHTS"  # a folder holding parsing_atr.onnx (+ parsing_lip.onnx), or the ATR file itself
+#: Hub repositories holding the same two ONNX files, tried in this order: the official StableVITON Space first
+#: (where the checkpoint comes from), then OOTDiffusion (whose code defines the recipe), then IDM-VTON's model
+#: repo (which keeps them at the top level, not under checkpoints/).
+SCHP_SOURCES = (
+    ("rlawjdghek/StableVITON", "space", "checkpoints/humanparsing"),
+    ("levihsu/OOTDiffusion", "model", "checkpoints/humanparsing"),
+    ("yisol/IDM-VTON", "model", "humanparsing"),
+)
+SCHP_ATR_SIZE, SCHP_LIP_SIZE = (512, 512), (473, 473)  # network inputs (H, W), SCHP simple_extractor.py
 #: SCHP's normalisation, applied to a BGR image in [0, 1] (PREPROCESSING.md §7).
 SCHP_MEAN = np.array([0.406, 0.456, 0.485], np.float32)
 SCHP_STD = np.array([0.225, 0.224, 0.229], np.float32)
+SCHP_LICENCE = (
+    "SCHP parsing (Self-Correction-Human-Parsing, MIT-licensed code) with ATR and LIP weights as redistributed "
+    "by the StableVITON, OOTDiffusion and IDM-VTON repositories; the models were trained on the ATR and LIP "
+    "research datasets: check their terms before commercial use."
+)
+#: ATR holes in upper-clothes + arms up to this fraction of the image are filled with upper-clothes
+#: (OOTDiffusion keeps holes over 2000 px at its 384x512 parsing size; 2000 / (384 * 512) ~ 1 %).
+SCHP_HOLE_FRACTION = 2000 / (384 * 512)
+
+
+def how_to_get_schp() -> str:
+    repos = ", ".join(f"{'spaces/' if t == 'space' else ''}{r} ({d}/)" for r, t, d in SCHP_SOURCES)
+    return (
+        "SCHP needs parsing_atr.onnx and parsing_lip.onnx (about 255 MB each). Either pass a folder holding them, "
+        f"set {ENV_SCHP}=/path/to/folder, or allow downloads (unset HF_HUB_OFFLINE) so they are fetched from the "
+        f"Hugging Face Hub on first use; sources tried in order: {repos}."
+    )
 
 
 def _affine_to(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
@@ -365,40 +628,62 @@ def _affine_to(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
     return np.array([[s, 0, (ow - s * iw) / 2], [0, s, (oh - s * ih) / 2]], np.float64)
 
 
-def schp_logits(session, image_rgb: np.ndarray, input_hw: tuple[int, int], num_classes: int) -> np.ndarray:
-    """Run one SCHP ONNX model; returns HxWxC logits aligned with ``image_rgb``."""
-    h, w = image_rgb.shape[:2]
-    m = _affine_to((h, w), input_hw)
-    bgr = image_rgb[..., ::-1]
-    warped = cv2.warpAffine(
-        np.ascontiguousarray(bgr), m, (input_hw[1], input_hw[0]), flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
-    )
-    x = (warped.astype(np.float32) / 255.0 - SCHP_MEAN) / SCHP_STD
-    x = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
-    outputs = session.run(None, {session.get_inputs()[0].name: x})
+def _select_logits(outputs, num_classes: int) -> np.ndarray:
     cands = [o for o in outputs if getattr(o, "ndim", 0) == 4 and o.shape[1] == num_classes]
     if not cands:
         raise BackendUnavailableError(
             f"The SCHP model gave no {num_classes}-class output (shapes: "
             f"{[getattr(o, 'shape', None) for o in outputs]}); wrong model file?"
         )
-    # SCHP exports [parsing, fusion-parsing, edge]: the fusion output (second) is the final one
-    logits = cands[1] if len(cands) > 1 else cands[0]
-    logits = logits[0].transpose(1, 2, 0).astype(np.float32)  # h' x w' x C
-    logits = cv2.resize(logits, (input_hw[1], input_hw[0]), interpolation=cv2.INTER_LINEAR)
-    inv = cv2.invertAffineTransform(m)
+    # SCHP exports [parsing, fusion-parsing, edge]; OOTDiffusion reads output[1], the fusion output
+    return cands[1] if len(cands) > 1 else cands[0]
+
+
+def schp_logits(session, image_rgb: np.ndarray, input_hw: tuple[int, int], num_classes: int) -> np.ndarray:
+    """Run one SCHP ONNX model; returns HxWxC logits aligned with ``image_rgb``.
+
+    The image is letterboxed into the network input (aspect kept, black borders, as SCHP's centre/scale
+    transform does). The low-resolution logits are upsampled to the input the way SCHP does
+    (bilinear, align_corners=True) and mapped back through the inverse letterbox, folded into one warp."""
+    h, w = image_rgb.shape[:2]
+    m = _affine_to((h, w), input_hw)
+    warped = cv2.warpAffine(
+        np.ascontiguousarray(image_rgb[..., ::-1]), m, (input_hw[1], input_hw[0]), flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+    )
+    x = (warped.astype(np.float32) / 255.0 - SCHP_MEAN) / SCHP_STD
+    x = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+    outputs = session.run(None, {session.get_inputs()[0].name: x})
+    logits = _select_logits(outputs, num_classes)[0].astype(np.float32)  # C x h' x w'
+    lh, lw = logits.shape[1:]
+    # image pixel -> input pixel (m) -> logit pixel (align_corners=True scaling)
+    to_logits = np.diag([(lw - 1) / max(input_hw[1] - 1, 1), (lh - 1) / max(input_hw[0] - 1, 1)]) @ m
     chans = [
-        cv2.warpAffine(logits[..., i], inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        cv2.warpAffine(logits[i], to_logits, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                       borderMode=cv2.BORDER_REPLICATE)
         for i in range(num_classes)
     ]
     return np.stack(chans, axis=-1)
 
 
+def fill_clothing_holes(atr: np.ndarray, max_fraction: float = SCHP_HOLE_FRACTION) -> np.ndarray:
+    """OOTDiffusion's ATR clean-up: small holes enclosed by upper-clothes + arms become upper-clothes
+    (a logo or a crease misread as something else); larger enclosed areas keep their label."""
+    cloth = np.isin(atr, [4, 14, 15])
+    outside = np.pad(~cloth, 1, constant_values=True).astype(np.uint8)
+    n, comp, stats, _ = cv2.connectedComponentsWithStats(outside, connectivity=4)
+    border = comp[0, 0]
+    small = stats[:, cv2.CC_STAT_AREA] <= max_fraction * atr.size
+    hole = small[comp] & (comp != border) & (comp != 0)  # component 0 is the clothing itself
+    out = atr.copy()
+    out[hole[1:-1, 1:-1]] = 4
+    return out
+
+
 def combine_atr_lip(atr: np.ndarray, lip: np.ndarray | None) -> np.ndarray:
     """CIHP labels from ATR (argmax ids) plus, when given, LIP (argmax ids) for the neck.
 
-    Neck = ATR face and not LIP face (OOTDiffusion's rule), labelled CIHP torso-skin (10).
+    Neck = ATR face and not LIP face (OOTDiffusion's rule, parsing_api.py), labelled CIHP torso-skin (10).
     """
     labels = ATR_TO_CIHP[np.clip(atr, 0, len(ATR_TO_CIHP) - 1)]
     if lip is not None:
@@ -409,13 +694,59 @@ def combine_atr_lip(atr: np.ndarray, lip: np.ndarray | None) -> np.ndarray:
     return labels
 
 
+def _schp_pair(path: Path, what: str) -> tuple[Path, Path | None]:
+    """(ATR, LIP or None) from a folder or from the ATR file (LIP beside it)."""
+    if path.is_file():
+        lip = path.with_name("parsing_lip.onnx")
+        return path, (lip if lip.is_file() else None)
+    if path.is_dir():
+        atr = next(iter(sorted(path.rglob("parsing_atr.onnx"))), None)
+        if atr is not None:
+            lip = next(iter(sorted(atr.parent.glob("parsing_lip.onnx"))), None)
+            return atr, lip or next(iter(sorted(path.rglob("parsing_lip.onnx"))), None)
+        raise BackendUnavailableError(f"No parsing_atr.onnx under {what} {path}.\n" + how_to_get_schp())
+    raise BackendUnavailableError(f"SCHP model file not found: {what} {path}.\n" + how_to_get_schp())
+
+
+def _schp_hub_groups(repo: str | None = None):
+    from .hub import HubFile  # noqa: PLC0415
+
+    sources = SCHP_SOURCES if repo is None else (
+        [s for s in SCHP_SOURCES if s[0] == repo] or [(repo, "model", SCHP_ATR_FILE.rsplit("/", 1)[0])])
+    return [tuple(HubFile(r, f"{d}/{name}", t) for name in ("parsing_atr.onnx", "parsing_lip.onnx"))
+            for r, t, d in sources]
+
+
+def resolve_schp(path: str | os.PathLike | None = None, *, allow_download: bool | None = None,
+                 cache_dir: str | os.PathLike | None = None) -> tuple[Path, Path | None, str]:
+    """(ATR file, LIP file or None, where they came from): an explicit path (folder, ATR file or a Hub repo id),
+    then ``$SCHP_WEIGHTS``, then the Hub sources (cache first, download only when allowed)."""
+    from .hub import fetch_first, repo_label  # noqa: PLC0415
+
+    repo = None
+    for value, what in ((path, "path"), (os.environ.get(ENV_SCHP), f"${ENV_SCHP}")):
+        if not value:
+            continue
+        p = Path(value).expanduser()
+        if p.exists() or what != "path" or str(value).count("/") != 1:
+            return (*_schp_pair(p, what), f"{what} {p}")
+        repo = str(value)  # "owner/name": a Hub repo
+        break
+    try:
+        (atr, lip), group = fetch_first(_schp_hub_groups(repo), allow_download=allow_download, cache_dir=cache_dir)
+    except BackendUnavailableError as err:
+        raise BackendUnavailableError(f"SCHP weights are {err}\n" + how_to_get_schp()) from err
+    return atr, lip, f"Hugging Face {repo_label(group[0])}"
+
+
 class SCHPParser:
     """SCHP ATR (+LIP) human parser on onnxruntime; the usual VTON parsing front end."""
 
     name = "schp"
 
     def __init__(self, atr_model: str | os.PathLike, lip_model: str | os.PathLike | None = None,
-                 *, providers: list[str] | None = None, sessions=None):
+                 *, providers: list[str] | None = None, sessions=None, source: str = ""):
+        self.source = source
         if sessions is not None:  # injected sessions (tests, custom runtimes)
             self._atr, self._lip = sessions
             return
@@ -431,54 +762,134 @@ class SCHPParser:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
         prov = providers or ["CPUExecutionProvider"]
-        self._atr = ort.InferenceSession(str(atr_model), opts, providers=prov)
-        self._lip = None if lip_model is None else ort.InferenceSession(str(lip_model), opts, providers=prov)
+        try:
+            self._atr = ort.InferenceSession(str(atr_model), opts, providers=prov)
+            self._lip = None if lip_model is None else ort.InferenceSession(str(lip_model), opts, providers=prov)
+        except Exception as err:  # noqa: BLE001 - a truncated download or an LFS pointer is "unavailable"
+            raise BackendUnavailableError(f"SCHP model could not be loaded ({type(err).__name__}: {err})") from err
 
     @classmethod
-    def from_pretrained(cls, path_or_repo: str | os.PathLike = SCHP_HUB_REPO, **kwargs) -> "SCHPParser":
-        """Load ``parsing_atr.onnx``/``parsing_lip.onnx`` from a folder or a Hugging Face Hub repo
-        (``HF_HUB_OFFLINE=1`` uses the local cache only)."""
-        p = Path(path_or_repo)
-        if p.is_dir():
-            atr = next(iter(sorted(p.rglob("parsing_atr.onnx"))), None)
-            lip = next(iter(sorted(p.rglob("parsing_lip.onnx"))), None)
-            if atr is None:
-                raise BackendUnavailableError(f"No parsing_atr.onnx under {p}")
-            return cls(atr, lip, **kwargs)
-        try:
-            from huggingface_hub import hf_hub_download  # noqa: PLC0415
-
-            atr = hf_hub_download(str(path_or_repo), SCHP_ATR_FILE)
-            lip = hf_hub_download(str(path_or_repo), SCHP_LIP_FILE)
-        except Exception as err:  # noqa: BLE001 - offline, missing repo, auth: all mean "unavailable"
-            raise BackendUnavailableError(
-                f"Could not get the SCHP weights from {path_or_repo!r} ({type(err).__name__}: {err})."
-            ) from err
-        return cls(atr, lip, **kwargs)
+    def from_pretrained(cls, path_or_repo: str | os.PathLike | None = None, *, allow_download: bool | None = None,
+                        cache_dir: str | os.PathLike | None = None, **kwargs) -> "SCHPParser":
+        """Load ``parsing_atr.onnx``/``parsing_lip.onnx`` from a folder, a file, a Hub repo id or, with no
+        argument, ``$SCHP_WEIGHTS`` and then the Hub sources (``HF_HUB_OFFLINE=1``: local cache only)."""
+        atr, lip, src = resolve_schp(path_or_repo, allow_download=allow_download, cache_dir=cache_dir)
+        return cls(atr, lip, source=src, **kwargs)
 
     def parse(self, image: np.ndarray, keypoints: Keypoints, person_mask: np.ndarray) -> ParsingResult:
-        atr = schp_logits(self._atr, image, (512, 512), 18).argmax(-1)
-        lip = None if self._lip is None else schp_logits(self._lip, image, (473, 473), 20).argmax(-1)
+        atr = fill_clothing_holes(schp_logits(self._atr, image, SCHP_ATR_SIZE, 18).argmax(-1))
+        lip = None if self._lip is None else schp_logits(self._lip, image, SCHP_LIP_SIZE, 20).argmax(-1)
         labels = combine_atr_lip(atr, lip)
         parts = parts_from_labels(labels, keypoints)
-        return ParsingResult(labels, parts, self.name, [])
+        notes = [] if self._lip is not None else ["SCHP ran without its LIP model: no neck label."]
+        return ParsingResult(labels, parts, self.name, notes)
 
 
-def get_parser(backend: str | HumanParser = "auto", **kwargs) -> HumanParser:
-    """``"pose-geometry"``, ``"schp"``, ``"auto"`` (SCHP when its weights load, else offline) or
-    an object implementing :class:`HumanParser`."""
+# --------------------------------------------------------------------------------------------------
+# choosing a backend
+# --------------------------------------------------------------------------------------------------
+#: "auto" tries these in order. SCHP first: its LIP labels are CIHP's own label set (ATR adds the face/neck
+#: split by OOTDiffusion's rule), it is the parser of the StableVITON demo, and its weights sit in the same
+#: Space as the checkpoint. FASHN second: a sharper modern parser, but its 18 classes have no sides and no neck,
+#: which the adapter takes from the pose, and its licence is NVIDIA's non-commercial SegFormer licence.
+AUTO_ORDER = ("schp", "fashn")
+PARSER_NAMES = ("pose-geometry", "schp", "fashn", "auto")
+
+
+@dataclass
+class ParserInfo:
+    """What a UI needs to offer a parser: can it run now, could it be downloaded, and its terms."""
+
+    name: str
+    available: bool  # runs now, without the network
+    downloadable: bool  # not here, but would be fetched from the Hub on first use
+    detail: str  # where the weights are, or why not
+    licence: str = ""
+
+
+class NotedParser:
+    """A parser whose results carry a note (why this backend and not the one asked for)."""
+
+    def __init__(self, inner: HumanParser, note: str):
+        self.inner, self.note = inner, note
+        self.name = inner.name
+
+    def parse(self, image: np.ndarray, keypoints: Keypoints, person_mask: np.ndarray) -> ParsingResult:
+        res = self.inner.parse(image, keypoints, person_mask)
+        res.warnings.insert(0, self.note)
+        return res
+
+
+_LOADED: dict[tuple, HumanParser] = {}  # loaded models, so per-photo calls do not reload them
+
+
+def _load_learned(name: str, path, allow_download: bool | None, cache_dir, device: str) -> HumanParser:
+    if name == "schp":
+        atr, lip, src = resolve_schp(path, allow_download=allow_download, cache_dir=cache_dir)
+        key = ("schp", str(atr), str(lip))
+        if key not in _LOADED:
+            _LOADED[key] = SCHPParser(atr, lip, source=src)
+        return _LOADED[key]
+    from .fashn import FashnParser, resolve_fashn  # noqa: PLC0415 - torch/transformers only when asked for
+
+    where, src = resolve_fashn(path, allow_download=allow_download, cache_dir=cache_dir)
+    key = ("fashn", str(where), device)
+    if key not in _LOADED:
+        _LOADED[key] = FashnParser.from_pretrained(where, device=device, source=src, cache_dir=cache_dir,
+                                                   allow_download=allow_download)
+    return _LOADED[key]
+
+
+def _fallback(reasons: list[str]) -> NotedParser:
+    return NotedParser(PoseGeometryParser(), "Parsing used the offline pose-geometry backend: " + " ".join(reasons))
+
+
+def get_parser(backend: str | HumanParser = "auto", *, allow_download: bool | None = None, fallback: bool = False,
+               schp_path=None, fashn_path=None, cache_dir=None, device: str = "cpu") -> HumanParser:
+    """A parser by name, or ``backend`` itself when it already is one.
+
+    ``"pose-geometry"`` (offline); ``"schp"`` / ``"fashn"`` (learned: explicit path, env var, Hub cache, then a
+    download unless ``HF_HUB_OFFLINE=1`` or ``allow_download=False``; raise BackendUnavailableError, or with
+    ``fallback=True`` return the offline parser whose results say why); ``"auto"``: the first of
+    :data:`AUTO_ORDER` whose weights are already here (downloads only with ``allow_download=True``), else the
+    offline parser with a note. Loaded models are reused across calls."""
     if not isinstance(backend, str):
         return backend
     if backend == "pose-geometry":
         return PoseGeometryParser()
-    if backend == "schp":
-        return SCHPParser.from_pretrained(kwargs.get("schp_path", os.environ.get("SCHP_WEIGHTS", SCHP_HUB_REPO)))
+    paths = {"schp": schp_path, "fashn": fashn_path}
+    if backend in paths:
+        try:
+            return _load_learned(backend, paths[backend], allow_download, cache_dir, device)
+        except BackendUnavailableError as err:
+            if not fallback:
+                raise
+            return _fallback([f"{backend} is unavailable ({str(err).splitlines()[0].rstrip('.')})."])
     if backend == "auto":
-        src = kwargs.get("schp_path") or os.environ.get("SCHP_WEIGHTS")
-        if src:
+        reasons = []
+        for name in AUTO_ORDER:
             try:
-                return SCHPParser.from_pretrained(src)
-            except BackendUnavailableError:
-                pass
-        return PoseGeometryParser()
-    raise ValueError(f"unknown parser backend {backend!r}")
+                return _load_learned(name, paths[name], bool(allow_download), cache_dir, device)
+            except BackendUnavailableError as err:
+                reasons.append(f"{name}: {str(err).splitlines()[0].rstrip('.')}")
+        return _fallback(["no learned parser weights are here (" + "; ".join(reasons) + ")."])
+    raise ValueError(f"unknown parser backend {backend!r}; one of {PARSER_NAMES}")
+
+
+def available_parsers(cache_dir: str | os.PathLike | None = None) -> list[ParserInfo]:
+    """Every parser with whether it can run now; checks env vars, the Hub cache and installed packages only
+    (nothing is downloaded or loaded)."""
+    from .fashn import FASHN_LICENCE, fashn_status  # noqa: PLC0415 - fashn imports no torch at module level
+    from .hub import download_allowed, has_module  # noqa: PLC0415
+
+    infos = [ParserInfo("pose-geometry", True, False, "offline, built in")]
+    if not has_module("onnxruntime"):
+        infos.append(ParserInfo("schp", False, False, "onnxruntime is not installed", SCHP_LICENCE))
+    else:
+        try:
+            _, _, src = resolve_schp(allow_download=False, cache_dir=cache_dir)
+            infos.append(ParserInfo("schp", True, False, src, SCHP_LICENCE))
+        except BackendUnavailableError as err:
+            infos.append(ParserInfo("schp", False, download_allowed(None), str(err).splitlines()[0], SCHP_LICENCE))
+    infos.append(ParserInfo("fashn", *fashn_status(cache_dir), FASHN_LICENCE))
+    return infos

@@ -354,7 +354,7 @@ def test_api_reads_like_documentation(client):
     # the page's defaults (tiny mode: 2 steps; the page's seed 42, official PLMS, no guidance, repaint on)
     assert defaults == {"steps": 2, "seed": 42, "sampler": "plms", "guidance_scale": 1.0, "repaint": True,
                         "return_attention": False}
-    assert [p["parameter_name"] for p in api["/prepare"]["parameters"]] == ["person", "garment"]
+    assert [p["parameter_name"] for p in api["/prepare"]["parameters"]] == ["person", "garment", "parser"]
 
 
 def test_out_of_range_settings_are_refused_with_what_is_allowed(client, photos):

@@ -99,3 +99,64 @@ def test_user_mask_replaces_the_region():
     assert (res.image[res.mask == 0] == img[res.mask == 0]).all()
     empty = agnostic_from_user_mask(img, np.zeros((512, 384), bool))
     assert not empty.mask.any() and empty.warnings
+
+
+def _two_garment_image(top=(200, 40, 40), low=(40, 60, 160), cut=270):
+    """The figure in a red top whose colour changes to blue trousers at row ``cut`` (hip joints at row 300)."""
+    img = fig.image().copy()
+    lab = fig.labels()
+    clothed = np.isin(lab, (5, 9, 16, 17))
+    rows = np.arange(fig.H)[:, None].repeat(fig.W, 1)
+    img[clothed & (rows < cut)] = top
+    img[clothed & (rows >= cut)] = low
+    return img
+
+
+def test_waistband_above_the_hips_is_kept_by_colour():
+    # the parsing calls rows 140-305 shirt; the trousers' colour starts at row 270, 0.25 shoulder widths higher
+    img = _two_garment_image(cut=270)
+    raw = make_agnostic(img, fig.keypoints(), fig.labels(), refine=False)
+    ref = make_agnostic(img, fig.keypoints(), fig.labels())
+    assert raw.mask[285, 192] == 255 and ref.mask[285, 192] == 0
+    band = (np.arange(fig.H) >= 275) & (np.arange(fig.H) < 300)
+    assert (ref.mask[band, 160:225] == 0).mean() > 0.95
+    assert ref.mask[220, 192] == 255 and ref.mask[262, 192] == 255  # the top itself stays gray
+
+
+def test_top_hanging_below_the_hips_is_grayed_by_colour():
+    # the top's colour reaches row 326, the parsing's trousers start at row 305
+    img = _two_garment_image(cut=326)
+    raw = make_agnostic(img, fig.keypoints(), fig.labels(), refine=False)
+    ref = make_agnostic(img, fig.keypoints(), fig.labels())
+    assert raw.mask[320, 192] == 0 and ref.mask[320, 192] == 255
+    assert ref.mask[334, 192] == 0  # the trousers below the hem are kept
+
+
+def test_one_colour_top_to_bottom_leaves_the_parsing_alone():
+    # a dress (or a matching suit): colour cannot tell top from bottom
+    img = _two_garment_image(top=(200, 40, 40), low=(200, 40, 40))
+    raw = make_agnostic(img, fig.keypoints(), fig.labels(), refine=False)
+    ref = make_agnostic(img, fig.keypoints(), fig.labels())
+    assert (raw.mask == ref.mask).all()
+
+
+def test_thighs_out_of_frame_leave_the_parsing_alone():
+    img = _two_garment_image(cut=270)
+    kp = fig.keypoints().mapped(lambda p: p + np.array([0.0, 190.0]))  # hips at row 490, thighs cut off
+    raw = make_agnostic(img, kp, fig.labels(), refine=False)
+    ref = make_agnostic(img, kp, fig.labels())
+    assert (raw.mask == ref.mask).all()
+
+
+def test_hand_points_keep_a_hand_the_parsing_called_shirt():
+    lab = fig.labels().copy()
+    hand = (lab == 15) & (np.arange(fig.H)[:, None] > 326)
+    lab[hand] = 5  # the parser missed the right hand
+    kp = fig.keypoints()
+    wrist = np.array(fig.KP[4], np.float32)
+    kp.hands["right"] = np.array([wrist, wrist + (-8, 26), wrist + (2, 28), wrist + (8, 20)], np.float32)
+    raw = make_agnostic(fig.image(), kp, lab, refine=False)
+    ref = make_agnostic(fig.image(), kp, lab)
+    x, y = 109, 336  # on the hand, beyond 4r of the wrist (and within the 5r circle)
+    assert raw.mask[y, x] == 255 and ref.mask[y, x] == 0
+    assert ref.mask[305, 110] == 255  # within 4r of the wrist the recipe keeps it gray

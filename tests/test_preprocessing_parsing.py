@@ -30,7 +30,9 @@ def test_pose_geometry_labels_follow_the_skeleton(parsed):
     assert parsed.backend == "pose-geometry"
     assert lab[220, 192] == UPPER and parts[220, 192] == Part.TORSO
     assert lab[85, 192] == FACE
-    assert lab[190, 122] == RIGHT_ARM and parts[190, 122] == Part.R_UPPER_ARM  # image-left = subject's right
+    # image-left = subject's right; its label is the colour model's call (this figure's random right-arm
+    # colour sits next to the shirt's: a sleeve), the body part is the skeleton's
+    assert parts[190, 122] == Part.R_UPPER_ARM
     assert lab[270, 272] == LEFT_ARM and parts[270, 272] == Part.L_LOWER_ARM
     x, y = fig.HAND_R
     assert parts[y, x] == Part.R_HAND and parsed.region("right_hand")[y, x]
@@ -156,7 +158,7 @@ def test_parts_densepose_front_and_back(parsed):
     dp = PartsDensePose()(fig.image(), kp, parsed)
     assert dp.backend == "parts"
     assert dp.index[220, 192] == 2 and tuple(dp.image[220, 192]) == (20, 80, 194)
-    assert dp.index[190, 122] == 18  # right upper arm (front)
+    assert dp.index[190, 122] == 16  # right upper arm, its main chart (the outer strip is 18: densepose.py)
     x, y = fig.HAND_R
     assert dp.index[y, x] == 3  # right hand
     assert set(np.unique(dp.index[70:95, 180:205])) <= {23, 24} and {23, 24} <= set(np.unique(dp.index))
@@ -187,3 +189,85 @@ def test_detectron2_backend_unavailable_or_configured():
     dp = get_densepose("detectron2")
     out = dp(cv2.resize(skimage.data.astronaut(), (384, 512)), fig.keypoints(), None)
     assert (out.index > 0).mean() > 0.1
+
+
+# --- offline colour model: sleeves, neckline and hem ----------------------------------------------
+from preprocessing.colour import ColourModel  # noqa: E402
+from preprocessing.parsing import PANTS, best_cut  # noqa: E402
+
+SKIN, SHIRT, TROUSERS = (205, 150, 120), (30, 60, 160), (40, 40, 40)
+
+
+def _dressed_figure(sleeve_end_y: int = 230, hem_y: int = 280) -> np.ndarray:
+    """The drawn figure in three colours: skin (face, neck, forearms), a shirt whose sleeves end at
+    ``sleeve_end_y`` and whose hem is at ``hem_y`` (above the hip line at y=300), trousers below."""
+    lab = fig.labels()
+    img = np.full(lab.shape + (3,), 255, np.uint8)
+    img[np.isin(lab, [13, 10, 14, 15])] = SKIN
+    img[lab == 2] = (60, 40, 20)
+    img[lab == 5] = SHIRT
+    yy = np.mgrid[0:lab.shape[0], 0:lab.shape[1]][0]
+    img[np.isin(lab, [14, 15]) & (yy < sleeve_end_y)] = SHIRT
+    img[np.isin(lab, [9, 16, 17]) | ((lab == 5) & (yy >= hem_y))] = TROUSERS
+    img[(lab == 5) & (yy < hem_y)] = SHIRT
+    return img
+
+
+@pytest.fixture(scope="module")
+def dressed():
+    return PoseGeometryParser().parse(_dressed_figure(), fig.keypoints(), fig.silhouette())
+
+
+def test_best_cut_finds_the_single_change():
+    pos = np.arange(100, dtype=np.float64)
+    score = np.where(pos < 60, -1.0, 1.0)
+    score[[10, 20, 75]] *= -1  # a few wrong votes do not move the cut
+    assert best_cut(pos, score) == 60
+    assert best_cut(pos, np.full(100, -1.0)) == np.inf  # all sleeve: no skin
+    assert best_cut(pos, np.ones(100)) == 0  # no sleeve at all
+
+
+def test_colour_model_likelihoods_and_overlap():
+    img = np.zeros((40, 40, 3), np.uint8)
+    img[:, :20] = SKIN
+    img[:, 20:] = SHIRT
+    m = ColourModel(img)
+    left = np.zeros((40, 40), bool)
+    left[:, :20] = True
+    assert m.add("skin", left) and m.add("shirt", ~left)
+    assert not m.add("tiny", np.zeros((40, 40), bool))
+    ratio = m.loglik("skin") - m.loglik("shirt")
+    assert ratio[20, 5] > 5 and ratio[20, 35] < -5
+    assert m.overlap("skin", "skin") == pytest.approx(1.0) and m.overlap("skin", "shirt") < 0.01
+
+
+def test_sleeves_are_garment_and_bare_forearms_are_arm(dressed):
+    lab = dressed.labels
+    assert lab[190, 122] == UPPER  # right upper arm inside the sleeve
+    assert lab[270, 113] == RIGHT_ARM and lab[270, 272] == LEFT_ARM  # bare forearms
+    assert dressed.parts[190, 122] == Part.R_UPPER_ARM  # the body part stays the arm for DensePose
+    forearm = np.isin(dressed.parts, [Part.R_LOWER_ARM, Part.L_LOWER_ARM])
+    # the sleeve ends at y=230 (+-5 px: the cut follows the arm axis)
+    assert (lab[forearm & (np.mgrid[0:512, 0:384][0] > 240)] != UPPER).mean() > 0.95
+
+
+def test_hem_follows_the_garment_not_the_hip_line(dressed):
+    lab = dressed.labels
+    assert lab[270, 192] == UPPER
+    assert lab[292, 192] == PANTS  # above the hip line (y=300) but trouser-coloured
+    assert lab[420, 150] == RIGHT_LEG
+
+
+def test_neck_is_the_skin_between_face_and_neckline(dressed):
+    lab = dressed.labels
+    assert lab[135, 192] == TORSO_SKIN
+    assert lab[160, 192] == UPPER  # below the neckline the shirt starts
+    assert lab[85, 192] == FACE
+
+
+def test_uniform_colours_fall_back_on_geometry():
+    """Skin and garment of one colour cannot be told apart: the skeleton decides (arms stay arms)."""
+    img = np.where(fig.silhouette()[..., None] > 0, np.uint8(150), np.uint8(255)).astype(np.uint8)
+    img = np.repeat(img, 3, axis=2) if img.shape[-1] == 1 else img
+    res = PoseGeometryParser().parse(img, fig.keypoints(), fig.silhouette())
+    assert res.labels[190, 122] == RIGHT_ARM and res.labels[220, 192] == UPPER

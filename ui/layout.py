@@ -97,6 +97,9 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
                 gr.Dropdown([category], value=category, label="Category", interactive=False, elem_id="category",
                             info="Trained on upper-body garments (tops, shirts, T-shirts) only; lower-body and "
                                  "dresses are not supported by these weights.")
+                parser_choice = gr.Dropdown(studio.parser_choices(), value="auto", label="Human parser",
+                                            elem_id="parser", info="auto = a learned parser (SCHP, FASHN) when "
+                                            "its weights are here, else the offline one; the panels say which ran.")
                 prepare_btn = gr.Button("Prepare", variant="primary", elem_id="prepare-btn")
                 gr.Markdown("Prepare finds your pose and the region the garment will cover. Check the red mask, "
                             "fix it with the brush or eraser, then press *Try on*.")
@@ -200,12 +203,12 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
 
         # ---- handlers -------------------------------------------------------------------------------------
         @guarded("Prepare")
-        def on_prepare(person, garment, progress=gr.Progress()):
+        def on_prepare(person, garment, parser="auto", progress=gr.Progress()):
             if not person:
                 raise gr.Error(NO_PERSON_PHOTO)
             if not garment:
                 raise gr.Error(NO_GARMENT_PHOTO)
-            p, g = studio.prepare(person, garment, reporter(progress))
+            p, g = studio.prepare(person, garment, reporter(progress), parser=parser or "auto")
             panels = studio.panels(p, g)
             warns = p.warnings + g.warnings
             if warns:
@@ -218,7 +221,7 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
             return (editor_value(p.image, p.agnostic_mask), panels["pose"], panels["parsing"], panels["densepose"],
                     panels["agnostic"], panels["garment"], text, (p, g))
 
-        prepare_btn.click(on_prepare, [person, garment],
+        prepare_btn.click(on_prepare, [person, garment, parser_choice],
                           [editor, pose_img, parsing_img, dp_img, agn_img, garment_canvas, prep_info, prep_state],
                           concurrency_limit=2, api_name="prepare")
 
