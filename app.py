@@ -32,7 +32,8 @@ from preprocessing.parsing import BACKGROUND, TORSO_SKIN, UPPER, available_parse
 from stableviton import AttentionStore
 from stableviton.schedulers import model_calls
 from stableviton.synthetic import demo as demo_model
-from stableviton.weights import LICENCE_NOTE, MissingWeightsError, how_to_get_weights, load_pipeline
+from stableviton.weights import (KNOWN_CHECKPOINTS, LICENCE_NOTE, MissingWeightsError, checkpoint_info,
+                                 how_to_get_weights, load_pipeline)
 from ui import viz
 from ui.editor import mask_change, mask_from_editor
 from ui.messages import SettingsError
@@ -95,6 +96,8 @@ class ModelInfo:
     size: tuple[int, int] = SIZE  # (H, W) of the model canvas
     blocks: tuple[int, ...] = BLOCKS  # the warp blocks whose maps are captured and inspected (one U-Net level)
     default_block: int = 4  # shown first: the ATV loss's block (released: 4; demo: 6, where its maps correspond)
+    guidance: float = 1.0  # the checkpoint authors' default guidance (SIFT-VTON: 1.5)
+    call_extras: dict = dataclasses.field(default_factory=dict)  # their other inference defaults (start latent, ...)
 
     @property
     def can_try_on(self) -> bool:
@@ -118,7 +121,7 @@ DEMO_DESCRIPTION = (
 
 
 def load_model(weights: str | None, tiny: bool, device: str | None = None, demo: bool = True,
-               download: bool | None = None):
+               download: bool | None = None, variant: str | None = None):
     """(pipeline or None, ModelInfo). Never raises for missing weights: the shipped synthetic demo model stands in
     (unless `demo=False`), else the page explains how to get them. The 10 GB checkpoint is downloaded only when
     asked (`download=True`, `--download`) or on a Hugging Face Space: a first start should not stall on it."""
@@ -133,9 +136,15 @@ def load_model(weights: str | None, tiny: bool, device: str | None = None, demo:
         dtype = torch.float16 if device == "cuda" else None
         if download is None:
             download = bool(os.environ.get("SPACE_ID"))
-        pipe = load_pipeline(weights, torch_dtype=dtype, device=device, allow_download=download)
+        pipe = load_pipeline(weights, torch_dtype=dtype, device=device, allow_download=download, variant=variant)
         pipe.set_progress_bar_config(disable=True)
-        return pipe, ModelInfo("model", f"StableVITON VITON-HD weights loaded ({device}).")
+        ck = checkpoint_info(pipe)
+        others = ", ".join(k for k in KNOWN_CHECKPOINTS if k != ck.name)
+        text = (f"{ck.title}: canvas {ck.canvas[0]}x{ck.canvas[1]} (HxW), from {ck.origin or 'a local file'} ({device}). "
+                f"Other checkpoints: `--variant` or `STABLEVITON_VARIANT` ({others}).")
+        return pipe, ModelInfo("model", text, size=tuple(ck.canvas), guidance=ck.guidance_scale,
+                               call_extras=dict(start_from=ck.start_from,
+                                                unconditional_garment=ck.unconditional_garment))
     except MissingWeightsError as e:
         if demo and demo_model.available():
             pipe = demo_model.load_demo_pipeline(device=device)
@@ -181,7 +190,7 @@ def captured_steps(sampler: str, steps: int) -> list[int]:
 @on_gpu
 def run_model(pipe, agnostic, mask, densepose, garment, person, steps, sampler, guidance, seed, samples,
               repaint, keep_steps, report: Callable[[str, float], None] | None = None, size: tuple[int, int] = SIZE,
-              blocks: tuple[int, ...] = BLOCKS):
+              blocks: tuple[int, ...] = BLOCKS, extras: dict | None = None):
     """The GPU part: one pipeline call with attention capture. Returns (list of PIL, AttentionStore)."""
     store = AttentionStore(blocks=blocks, steps=keep_steps)
     device = pipe._execution_device
@@ -198,7 +207,7 @@ def run_model(pipe, agnostic, mask, densepose, garment, person, steps, sampler, 
     out = pipe(agnostic, mask, densepose, garment, person_image=person, height=size[0], width=size[1],
                num_inference_steps=int(steps), sampler=sampler, guidance_scale=float(guidance),
                num_images_per_input=int(samples), generator=gen, repaint=bool(repaint),
-               attention_store=store, callback_on_step_end=on_step)
+               attention_store=store, callback_on_step_end=on_step, **(extras or {}))
     return out.images, out.attention
 
 
@@ -374,7 +383,7 @@ class Studio:
         t0 = time.perf_counter()
         images, store = run_model(self.pipe, person.agnostic, person.agnostic_mask, person.densepose, garment.image,
                                   person.image, steps, sampler, guidance, seed, samples, repaint, keep, report,
-                                  size=self.info.size, blocks=self.info.blocks)
+                                  size=self.info.size, blocks=self.info.blocks, extras=self.info.call_extras)
         seconds = time.perf_counter() - t0
         canvases = [np.asarray(im.convert("RGB")) for im in images]
         full = [paste_back(person.original, c, person.framing, person.agnostic_mask if repaint else None)
@@ -451,6 +460,9 @@ def parse_args(argv=None):
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     p.add_argument("--weights", default=None, help="checkpoint file or converted folder (else $STABLEVITON_CHECKPOINT, "
                                                    "then the Hugging Face cache)")
+    p.add_argument("--variant", choices=sorted(KNOWN_CHECKPOINTS), default=os.environ.get("STABLEVITON_VARIANT"),
+                   help="which released checkpoint to find on the Hub: 512 (VITONHD.ckpt, default), 1024 "
+                        "(VITONHD_1024.ckpt), eternal_1024, sift-vton")
     p.add_argument("--tiny-random", action="store_true",
                    default=os.environ.get("STABLEVITON_TINY_RANDOM", "") in ("1", "true", "yes"),
                    help="development mode: tiny random model (noise output)")
@@ -464,10 +476,11 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def build(weights: str | None = None, tiny: bool = False, demo: bool = True, download: bool | None = None):
+def build(weights: str | None = None, tiny: bool = False, demo: bool = True, download: bool | None = None,
+          variant: str | None = None):
     from ui.layout import build_demo  # noqa: PLC0415 - gradio is imported only for the page
 
-    pipe, info = load_model(weights, tiny, demo=demo, download=download)
+    pipe, info = load_model(weights, tiny, demo=demo, download=download, variant=variant)
     studio = Studio(pipe, info)
     return build_demo(studio, info, licence=LICENCE_NOTE), studio
 
@@ -475,7 +488,8 @@ def build(weights: str | None = None, tiny: bool = False, demo: bool = True, dow
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    demo, studio = build(args.weights, args.tiny_random, demo=not args.no_demo, download=args.download)
+    demo, studio = build(args.weights, args.tiny_random, demo=not args.no_demo, download=args.download,
+                         variant=args.variant)
     log.info("%s", studio.info.description)
     from ui.layout import allowed_paths  # noqa: PLC0415
 

@@ -36,6 +36,12 @@ UNUSED_KEYS = frozenset(
     "posterior_log_variance_clipped posterior_mean_coef1 posterior_mean_coef2 logvar lvlb_weights".split()
 )
 UNUSED_PREFIXES = ("lastzc.",)
+# SIFT-VTON (takesukeDS/SIFT-VTON `SiftVTON` U-Net) adds one persistent buffer: the per-warp-block mixing ratio
+# of its "hybrid"/"only-explicit-warp" attention modes. Its released `sift-loss_ave` mode never reads it (plain
+# softmax cross-attention at inference), so it carries no weight of the model.
+SIFT_VTON_KEYS = frozenset({UNET + "explicit_ratio"})
+# `cross_attn_handling` other than "none" scales the warp output by a `mask3` input this pipeline has no source for.
+MASK3_KEY = UNET + "attn_scale_mask3"
 UNUSED_SUFFIXES = ("embeddings.position_ids",)  # persistent buffer in checkpoints saved by transformers < 4.31
 
 SCALING_FACTOR = 0.18215
@@ -230,7 +236,13 @@ class ConvertedCheckpoint:
 
 
 def _is_unused(key: str) -> bool:
-    return key in UNUSED_KEYS or key.startswith(UNUSED_PREFIXES) or key.endswith(UNUSED_SUFFIXES)
+    return (key in UNUSED_KEYS or key in SIFT_VTON_KEYS or key.startswith(UNUSED_PREFIXES)
+            or key.endswith(UNUSED_SUFFIXES))
+
+
+def detect_family(sd: dict[str, torch.Tensor]) -> str:
+    """'sift-vton' when the `SiftVTON` U-Net's extra buffer is there, else 'stableviton' (same weights otherwise)."""
+    return "sift-vton" if any(k in sd for k in SIFT_VTON_KEYS) else "stableviton"
 
 
 def convert_official_state_dict(
@@ -241,6 +253,11 @@ def convert_official_state_dict(
     """Official `ControlLDM.state_dict()` -> configs + state dicts of unet, garment_encoder, vae, image_encoder."""
     unknown = [k for k in sd if not _is_unused(k) and not any(k.startswith(p) for ps in COMPONENT_SOURCES.values()
                                                              for p in ps)]
+    if MASK3_KEY in sd:
+        raise CheckpointError(
+            f"{MASK3_KEY} is present: this checkpoint scales its warp outputs by a 'mask3' input "
+            "(SIFT-VTON cross_attn_handling other than 'none'), which this pipeline does not provide"
+        )
     if unknown:
         raise CheckpointError(
             f"not a StableVITON checkpoint: {len(unknown)} unexpected keys (e.g. {', '.join(unknown[:5])})"

@@ -97,6 +97,18 @@ class StableVITONPipeline(DiffusionPipeline):
         t = torch.full((person_latent.shape[0],), self.scheduler.config.num_train_timesteps - 1, dtype=torch.long)
         return self.scheduler.add_noise(person_latent, noise, t)
 
+    def _predict_noise(self, x, t, context, garment_latent, unconditional_garment: bool) -> torch.Tensor:
+        """eps for the (doubled under guidance) batch; without `unconditional_garment` the unconditional half
+        skips the garment encoder and warp blocks, as SIFT-VTON's sampler does (`c_concat=None`)."""
+        if self.do_classifier_free_guidance and not unconditional_garment:
+            (x_u, x_c), (ctx_u, ctx_c) = x.chunk(2), context.chunk(2)
+            features = self.garment_encoder(x_c, t, ctx_c, garment_latent.chunk(2)[1],
+                                            num_features=self.unet.num_garment_features).features
+            return torch.cat([self.unet(x_u, t, ctx_u, None).sample, self.unet(x_c, t, ctx_c, features).sample])
+        features = self.garment_encoder(x, t, context, garment_latent,
+                                        num_features=self.unet.num_garment_features).features
+        return self.unet(x, t, context, features).sample
+
     @property
     def guidance_scale(self) -> float:
         return self._guidance_scale
@@ -133,6 +145,8 @@ class StableVITONPipeline(DiffusionPipeline):
         latents: torch.Tensor | None = None,
         latent_sampling: str = "mean",
         repaint: bool = False,
+        start_from: str | None = None,
+        unconditional_garment: bool = True,
         output_type: str = "pil",
         return_dict: bool = True,
         attention_store: AttentionStore | None = None,
@@ -158,6 +172,10 @@ class StableVITONPipeline(DiffusionPipeline):
             guidance_scale: 1.0 = no guidance (official); > 1 uses the learnable unconditional vector.
             latent_sampling: 'mean' (deterministic) or 'sample' (the official posterior sampling) for VAE encodes.
             repaint: keep the person's own pixels outside the mask (official `--repaint`).
+            start_from: start latent noised to t = 999: 'person' (official StableVITON; the default when
+                person_image is given), 'agnostic' (SIFT-VTON's `--start_from_noised_agn`) or 'noise'.
+            unconditional_garment: under guidance, the unconditional branch still runs the garment encoder and
+                warp blocks (official StableVITON). False: it runs the plain U-Net (SIFT-VTON's inference).
             output_type: 'pil', 'np' (float [0, 1]), 'pt' (float [0, 1]) or 'latent'.
             attention_store: receives the warp blocks' head-averaged cross-attention maps of this run.
         """
@@ -167,6 +185,10 @@ class StableVITONPipeline(DiffusionPipeline):
             raise InputError("num_inference_steps must be at least 1")
         if repaint and person_image is None:
             raise InputError("repaint keeps the person's pixels outside the mask: pass person_image")
+        if start_from not in (None, "person", "agnostic", "noise"):
+            raise InputError(f"start_from must be 'person', 'agnostic' or 'noise', got {start_from!r}")
+        if start_from == "person" and person_image is None:
+            raise InputError("start_from='person' noises the person's latent: pass person_image")
         if output_type not in ("pil", "np", "pt", "latent"):
             raise InputError(f"unknown output_type {output_type!r}")
         if sampler is not None:
@@ -218,8 +240,11 @@ class StableVITONPipeline(DiffusionPipeline):
         if latents is None:
             # drawn in float32 so that a seed gives the same start in every precision
             noise = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32).to(dtype)
-            if batch["person"] is not None:
+            start_from = start_from or ("person" if batch["person"] is not None else "noise")
+            if start_from == "person":
                 latents = self.start_latents(encode(batch["person"]), noise)
+            elif start_from == "agnostic":  # the agnostic latent is the first 4 condition channels
+                latents = self.start_latents(condition[-n:, :4], noise)
             else:
                 latents = noise * self.scheduler.init_noise_sigma
         elif tuple(latents.shape) != shape:
@@ -231,7 +256,8 @@ class StableVITONPipeline(DiffusionPipeline):
             attention_store.reset()
             sizes = self.unet.warp_block_sizes(latent_hw)
             attention_store.sizes = {b: (sizes[b], sizes[b]) for b in attention_store.blocks}
-            attention_store.batch_slice = slice(n, 2 * n) if self.do_classifier_free_guidance else slice(None)
+            both_halves = self.do_classifier_free_guidance and unconditional_garment
+            attention_store.batch_slice = slice(n, 2 * n) if both_halves else slice(None)
         attach_store(self.unet, attention_store)
         step_kwargs = self._step_kwargs(generator, eta)
         try:
@@ -244,9 +270,7 @@ class StableVITONPipeline(DiffusionPipeline):
                         attention_store.timesteps[i] = int(t)
                     x = torch.cat([latents] * 2) if self.do_classifier_free_guidance else latents
                     x = torch.cat([self.scheduler.scale_model_input(x, t), condition], dim=1)
-                    features = self.garment_encoder(x, t, context, garment_latent,
-                                                    num_features=self.unet.num_garment_features).features
-                    eps = self.unet(x, t, context, features).sample
+                    eps = self._predict_noise(x, t, context, garment_latent, unconditional_garment)
                     if self.do_classifier_free_guidance:
                         eps_uncond, eps_cond = eps.chunk(2)
                         eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)

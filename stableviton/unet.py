@@ -127,10 +127,11 @@ class StableVITONUNet(UNet2DConditionModel):
         sample: torch.Tensor,
         timestep: torch.Tensor | float | int,
         encoder_hidden_states: torch.Tensor,
-        garment_features: tuple[torch.Tensor, ...] | list[torch.Tensor],
+        garment_features: tuple[torch.Tensor, ...] | list[torch.Tensor] | None,
         return_dict: bool = True,
     ) -> StableVITONUNetOutput | tuple[torch.Tensor]:
-        if len(garment_features) < self.num_garment_features:
+        """`garment_features=None` skips the warp blocks: the plain U-Net (SIFT-VTON's unconditional branch)."""
+        if garment_features is not None and len(garment_features) < self.num_garment_features:
             raise ValueError(
                 f"expected at least {self.num_garment_features} garment features, got {len(garment_features)}"
             )
@@ -163,8 +164,8 @@ class StableVITONUNet(UNet2DConditionModel):
                 continue
             attentions = getattr(block, "attentions", None) or [None] * n
             for resnet, attn in zip(block.resnets, attentions):
-                feature = garment_features[self.warp_feature_index[warp]]
-                hidden = self.warp_blocks[warp](hidden, feature)
+                if garment_features is not None:
+                    hidden = self.warp_blocks[warp](hidden, garment_features[self.warp_feature_index[warp]])
                 warp += 1
                 hidden = torch.cat([hidden, res[-1]], dim=1)
                 res = res[:-1]

@@ -142,7 +142,8 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
             with gr.Row():
                 steps = gr.Slider(1, 100, value=default_steps, step=1, label="Steps", elem_id="steps")
                 sampler = gr.Radio(list(SAMPLERS), value="plms", label="Sampler (plms is the official one)")
-                guidance = gr.Slider(1.0, 10.0, value=1.0, step=0.1, label="Guidance (1 = none, the official setting)")
+                guidance = gr.Slider(1.0, 10.0, value=info.guidance, step=0.1,
+                                     label="Guidance (1 = none, the official StableVITON setting)")
             with gr.Row():
                 seed = gr.Number(value=42, precision=0, label="Seed", elem_id="seed")
                 random_seed = gr.Checkbox(value=False, label="Random seed")
@@ -192,7 +193,8 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
             api_steps = gr.Number(value=default_steps, label="sampling steps (1-100; PLMS/DDIM on the official grid)")
             api_seed = gr.Number(value=42, label="seed (-1 = random)")
             api_sampler = gr.Dropdown(list(SAMPLERS), value="plms", label="sampler (plms = official)")
-            api_guidance = gr.Number(value=1.0, label="classifier-free guidance scale (1 = none, official; up to 10)")
+            api_guidance = gr.Number(value=info.guidance,
+                                     label="classifier-free guidance scale (1 = none, official; up to 10)")
             api_repaint = gr.Checkbox(value=True, label="repaint: keep the photo's own pixels outside the mask")
             api_mask = PhotoInput(type="filepath", label="mask (optional; white = generate; photo or canvas size)")
             api_attention = gr.Checkbox(value=False, label="return the attention maps (npz)")
