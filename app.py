@@ -30,6 +30,7 @@ from preprocessing import (Framing, GarmentInputs, Keypoints, ParsingResult, Per
                            load_image, paste_back, prepare_garment, prepare_person)
 from preprocessing.parsing import BACKGROUND, TORSO_SKIN, UPPER, available_parsers, get_parser
 from stableviton import AttentionStore
+from stableviton.preview import latent_preview
 from stableviton.schedulers import model_calls
 from stableviton.synthetic import demo as demo_model
 from stableviton.weights import (KNOWN_CHECKPOINTS, LICENCE_NOTE, MissingWeightsError, checkpoint_info,
@@ -45,6 +46,7 @@ BLOCKS = (3, 4, 5)  # the warp blocks with 32x24 maps at 512x384
 SAMPLERS = ("plms", "ddim", "dpm++")
 MAX_CAPTURED_STEPS = 10  # attention maps kept per run (evenly spaced over the sampling steps, last included)
 MAX_SAMPLES = 4
+PREVIEWS = 8  # live previews per try-on (the latent through a linear map: free next to a step)
 MAX_STEPS = 100
 MAX_GUIDANCE = 10.0
 MAX_SEED = 2**32 - 1
@@ -140,8 +142,8 @@ def load_model(weights: str | None, tiny: bool, device: str | None = None, demo:
         pipe.set_progress_bar_config(disable=True)
         ck = checkpoint_info(pipe)
         others = ", ".join(k for k in KNOWN_CHECKPOINTS if k != ck.name)
-        text = (f"{ck.title}: canvas {ck.canvas[0]}x{ck.canvas[1]} (HxW), from {ck.origin or 'a local file'} ({device}). "
-                f"Other checkpoints: `--variant` or `STABLEVITON_VARIANT` ({others}).")
+        text = (f"{ck.title}: canvas {ck.canvas[0]}x{ck.canvas[1]} (HxW), from {ck.origin or 'a local file'} "
+                f"({device}). Other checkpoints: `--variant` or `STABLEVITON_VARIANT` ({others}).")
         return pipe, ModelInfo("model", text, size=tuple(ck.canvas), guidance=ck.guidance_scale,
                                call_extras=dict(start_from=ck.start_from,
                                                 unconditional_garment=ck.unconditional_garment))
@@ -190,16 +192,22 @@ def captured_steps(sampler: str, steps: int) -> list[int]:
 @on_gpu
 def run_model(pipe, agnostic, mask, densepose, garment, person, steps, sampler, guidance, seed, samples,
               repaint, keep_steps, report: Callable[[str, float], None] | None = None, size: tuple[int, int] = SIZE,
-              blocks: tuple[int, ...] = BLOCKS, extras: dict | None = None):
-    """The GPU part: one pipeline call with attention capture. Returns (list of PIL, AttentionStore)."""
+              blocks: tuple[int, ...] = BLOCKS, extras: dict | None = None,
+              preview: Callable[[np.ndarray], None] | None = None):
+    """The GPU part: one pipeline call with attention capture. Returns (list of PIL, AttentionStore).
+    `preview` receives the latent mapped to RGB (`stableviton.preview`, no decode) every few model calls."""
     store = AttentionStore(blocks=blocks, steps=keep_steps)
     device = pipe._execution_device
     gen = torch.Generator(device=device).manual_seed(int(seed))
     total = model_calls(sampler, int(steps))
 
+    every = max(1, total // PREVIEWS)
+
     def on_step(p, i, t, kw):
         if report:
             report(f"Step {i + 1}/{total}" if i + 1 < total else f"Step {total}/{total}, decoding", (i + 1) / total)
+        if preview is not None and (i + 1) % every == 0:
+            preview(latent_preview(p)(kw["latents"][:1])[0])
         return kw
 
     if report:
@@ -364,7 +372,8 @@ class Studio:
     # -- step 2 ---------------------------------------------------------------------------------------------
     def try_on(self, person: PersonInputs, garment: GarmentInputs, mask: np.ndarray | None, steps: int = 50,
                sampler: str = "plms", guidance: float = 1.0, seed: int | None = None, repaint: bool = False,
-               samples: int = 1, report: Callable[[str, float], None] | None = None) -> dict:
+               samples: int = 1, report: Callable[[str, float], None] | None = None,
+               preview: Callable[[np.ndarray], None] | None = None) -> dict:
         if self.pipe is None:
             raise MissingWeightsError(self.info.weights_help or how_to_get_weights())
         steps, sampler, guidance, seed, samples = check_settings(steps, sampler, guidance, seed, samples)
@@ -383,7 +392,8 @@ class Studio:
         t0 = time.perf_counter()
         images, store = run_model(self.pipe, person.agnostic, person.agnostic_mask, person.densepose, garment.image,
                                   person.image, steps, sampler, guidance, seed, samples, repaint, keep, report,
-                                  size=self.info.size, blocks=self.info.blocks, extras=self.info.call_extras)
+                                  size=self.info.size, blocks=self.info.blocks, extras=self.info.call_extras,
+                                  preview=preview)
         seconds = time.perf_counter() - t0
         canvases = [np.asarray(im.convert("RGB")) for im in images]
         full = [paste_back(person.original, c, person.framing, person.agnostic_mask if repaint else None)

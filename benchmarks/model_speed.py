@@ -6,7 +6,9 @@
 
 One step = garment encoder + U-Net at guidance 1 (the official setting; guidance > 1 doubles the batch).
 "Capture" records the head-averaged maps of warp blocks 3, 4, 5 (the 32x24 ones at 512x384) at every step,
-as the app does. Prints a markdown table.
+as the app does. Also times the step and the VAE with the stock GroupNorm kernel against the project's accurate one
+(`stableviton/numerics.py`), measures the machine's fp32 matmul peak in the same run and the step's FLOPs, and
+estimates a whole try-on at the app's default and at the official settings. Prints markdown tables.
 """
 
 from __future__ import annotations
@@ -19,13 +21,18 @@ import time
 from pathlib import Path
 
 import torch
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stableviton import AttentionStore  # noqa: E402
 from stableviton.attention import attach_store  # noqa: E402
 from stableviton.checkpoint import instantiate  # noqa: E402
-from stableviton.numerics import use_accurate_group_norm  # noqa: E402
+from stableviton.numerics import AccurateGroupNorm, use_accurate_group_norm  # noqa: E402
+from stableviton.schedulers import model_calls  # noqa: E402
+
+APP_DEFAULT = ("plms", 30)  # the page's default sampler and steps
+OFFICIAL = ("plms", 50)  # the official inference
 
 
 def peak_memory(device: torch.device) -> str:
@@ -48,6 +55,29 @@ def timed(fn, device, repeat: int, warmup: int) -> float:
         fn()
     sync(device)
     return (time.perf_counter() - start) / repeat
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048, repeat: int = 10) -> float:
+    """Best-of-`repeat` GFLOP/s of an n x n matmul: what this machine does at its best, now."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = min(timed(lambda: a @ b, device, 1, 1 if i == 0 else 0) for i in range(repeat))
+    return 2 * n ** 3 / best / 1e9
+
+
+def step_flops(step) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
+def set_group_norm(modules, cls) -> None:
+    for module in modules:
+        for m in module.modules():
+            if isinstance(m, nn.GroupNorm):
+                m.__class__ = cls
 
 
 def main() -> None:
@@ -118,7 +148,17 @@ def main() -> None:
                      peak_memory(device)))
         rows.append(("VAE decode", timed(lambda: vae.decode(x13[:, :4]).sample, device, 1, 1), peak_memory(device)))
         pix = clip.preprocess(image)
-        rows.append(("CLIP image encoder", timed(lambda: clip(pix), device, 1, 1), peak_memory(device)))
+        clip_s = timed(lambda: clip(pix), device, 1, 1)
+        rows.append(("CLIP image encoder", clip_s, peak_memory(device)))
+        encode_s, decode_s = rows[2][1], rows[3][1]
+        if device.type == "cpu":  # the same stages with the stock GroupNorm kernel
+            set_group_norm((unet, genc, vae), nn.GroupNorm)
+            stock = {"step": timed(step, device, args.steps, args.warmup),
+                     "encode": timed(lambda: vae.encode(image).latent_dist.mean, device, 1, 1),
+                     "decode": timed(lambda: vae.decode(x13[:, :4]).sample, device, 1, 1)}
+            set_group_norm((unet, genc, vae), AccurateGroupNorm)
+        flops = step_flops(step)
+        peak = matmul_peak(device, dtype)
 
     print(f"\nStableVITON {'tiny' if args.tiny else 'full-size'} ({params / 1e6:.0f} M parameters), "
           f"{args.height}x{args.width}, batch {b}, {args.device} {args.dtype}, torch {torch.__version__}, "
@@ -131,6 +171,20 @@ def main() -> None:
     print(f"\nattention capture overhead per step: {100 * (cap / plain - 1):+.1f} % (target <= 10 %)")
     tokens = [store.sizes[b][0][0] * store.sizes[b][0][1] for b in store.blocks]
     print(f"stored maps per step (fp16, blocks 3-5): {sum(n * n * 2 for n in tokens) / 2**20:.1f} MiB")
+    if device.type == "cpu":
+        print("\n| GroupNorm | step | VAE encode | VAE decode |\n|---|---|---|---|")
+        print(f"| stock kernel | {stock['step'] * 1000:.0f} ms | {stock['encode'] * 1000:.0f} ms | "
+              f"{stock['decode'] * 1000:.0f} ms |")
+        print(f"| accurate (ours) | {plain * 1000:.0f} ms ({100 * (plain / stock['step'] - 1):+.1f} %) | "
+              f"{encode_s * 1000:.0f} ms ({100 * (encode_s / stock['encode'] - 1):+.1f} %) | "
+              f"{decode_s * 1000:.0f} ms ({100 * (decode_s / stock['decode'] - 1):+.1f} %) |")
+    print(f"\none step: {flops / 1e12:.2f} TFLOP, {flops / plain / 1e9:.0f} GFLOP/s; this machine's {args.dtype} "
+          f"matmul peak measured now: {peak:.0f} GFLOP/s ({100 * flops / plain / 1e9 / peak:.0f} % of it)")
+    print("\n| try-on (1 image) | model calls | estimate |\n|---|---|---|")
+    for name, (sampler, steps) in (("app default", APP_DEFAULT), ("official", OFFICIAL)):
+        calls = model_calls(sampler, steps)
+        total = 4 * encode_s + clip_s + calls * cap + decode_s  # person, agnostic, DensePose, garment encodes
+        print(f"| {name}: {sampler.upper()} {steps} steps | {calls} | {total:.1f} s |")
 
 
 if __name__ == "__main__":

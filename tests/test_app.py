@@ -339,6 +339,7 @@ def test_browser_flow_on_the_demo_model(demo_server):
         page.wait_for_selector("#point-map img")
         info = page.locator("#run-info").inner_text()
         assert "steps plms" in info and "result 96x128" in info, info
+        assert page.locator("#live-preview img").count() == 1  # the last live preview stays on the page
         assert "of 16x12" in page.locator("#point-info").inner_text()
         page.screenshot(path=str(ARTIFACTS / "app_demo.png"), full_page=True)
         _crop_section(page, ARTIFACTS / "app_demo.png", "#before-after", "#sharpness", ARTIFACTS / "readme_demo.png")

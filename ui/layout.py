@@ -5,7 +5,10 @@ so this module holds no model or preprocessing logic. Every handler turns failur
 sentence from `ui.messages`: the page never shows a traceback.
 """
 import functools
+import inspect
 import logging
+import queue
+import threading
 
 import gradio as gr
 import numpy as np
@@ -46,6 +49,17 @@ def allowed_paths() -> list[str]:
 def guarded(what: str):
     """Run a handler; turn any exception into a human `gr.Error` (logged with traceback if unexpected)."""
     def deco(fn):
+        if inspect.isgeneratorfunction(fn):  # streaming handlers: the same, for every value they yield
+            @functools.wraps(fn)
+            def streaming(*args, **kwargs):
+                try:
+                    yield from fn(*args, **kwargs)
+                except gr.Error:
+                    raise
+                except Exception as e:  # noqa: BLE001
+                    raise gr.Error(user_message(e, what), duration=None) from None
+            return streaming
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             try:
@@ -56,6 +70,9 @@ def guarded(what: str):
                 raise gr.Error(user_message(e, what), duration=None) from None
         return wrapper
     return deco
+
+
+N_TRYON_OUTPUTS = 18  # the try-on button's outputs before the live preview
 
 
 def reporter(progress):
@@ -152,6 +169,8 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
         tryon_btn = gr.Button("Try on", variant="primary", elem_id="tryon-btn", interactive=info.can_try_on)
 
         gr.Markdown("## 3. Result")
+        live = gr.Image(label="Live preview while sampling (the latent through a fixed colour map, not decoded)",
+                        interactive=False, elem_id="live-preview", format="png", height=260)
         with gr.Row():
             before_after = gr.ImageSlider(label="Before / after (your photo's own size)", type="numpy",
                                           elem_id="before-after", format="png")
@@ -255,9 +274,28 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
                 raise gr.Error(NOT_PREPARED)
             p, g = prep
             mask = mask_from_editor(edited, p.size)
-            out = studio.try_on(p, g, mask, steps=n_steps, sampler=smp_name, guidance=guide,
-                                seed=None if rnd else seed_v, repaint=rep, samples=n_samples,
-                                report=reporter(progress))
+            previews: queue.Queue = queue.Queue()
+            done: dict = {}
+
+            def work():  # sampling runs here; this handler streams its previews to the page meanwhile
+                try:
+                    done["out"] = studio.try_on(p, g, mask, steps=n_steps, sampler=smp_name, guidance=guide,
+                                                seed=None if rnd else seed_v, repaint=rep, samples=n_samples,
+                                                report=reporter(progress), preview=previews.put)
+                except Exception as e:  # noqa: BLE001 - re-raised below, in the handler
+                    done["error"] = e
+                finally:
+                    previews.put(None)
+
+            threading.Thread(target=work, daemon=True, name="tryon").start()
+            last_preview = None
+            while (image := previews.get()) is not None:
+                k = max(1, 384 // image.shape[0])  # small canvases (the demo's 128x96) enlarged, nearest
+                last_preview = image = np.repeat(np.repeat(image, k, axis=0), k, axis=1)
+                yield (gr.update(),) * N_TRYON_OUTPUTS + (image,)
+            if "error" in done:
+                raise done["error"]
+            out = done["out"]
             run = out["run"]
             files = [studio.save_png(im, f"tryon_seed{out['seed']}_{i}") for i, im in enumerate(out["full"])]
             edit = (f"mask edited: +{out['mask_added']} / -{out['mask_removed']} px"
@@ -271,17 +309,18 @@ def build_demo(studio, info, licence: str) -> gr.Blocks:
             marked, heat, ptext = inspector(run, info.default_block, last, 0, query)
             g_img, res, cimg, leg, stext = views(run, info.default_block, last, 0)
             before = np.asarray(out["person"].original.convert("RGB"))
-            return (
+            yield (
                 (before, np.asarray(out["full"][0])), [np.asarray(x) for x in out["full"]], files, info_text, run,
                 query, marked, heat, ptext, g_img, res, cimg, leg, stext,
                 gr.update(maximum=max(last, 1), value=last, interactive=last > 0), gr.update(value=info.default_block),
                 gr.update(value=0, maximum=max(len(run.results) - 1, 1), interactive=len(run.results) > 1), out["seed"],
+                last_preview if last_preview is not None else gr.update(),
             )
 
         tryon_btn.click(
             on_tryon, [prep_state, editor, steps, sampler, guidance, seed, random_seed, repaint, samples],
             [before_after, gallery, download, run_info, run_state, query_state, inspect_result, point_map, point_info,
-             grid, resampled, coords, legend, sharp_info, step_pos, block, sample, seed],
+             grid, resampled, coords, legend, sharp_info, step_pos, block, sample, seed, live],
             concurrency_id="gpu", concurrency_limit=1, api_name=False)
 
         @guarded("Inspector")
