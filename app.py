@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -36,7 +35,7 @@ from stableviton.synthetic import demo as demo_model
 from stableviton.weights import (KNOWN_CHECKPOINTS, LICENCE_NOTE, MissingWeightsError, checkpoint_info,
                                  how_to_get_weights, load_pipeline)
 from ui import viz
-from ui.editor import mask_change, mask_from_editor
+from ui.editor import mask_change
 from ui.messages import SettingsError
 
 log = logging.getLogger("stableviton.app")
