@@ -48,8 +48,8 @@ class AccurateGroupNorm(nn.GroupNorm):
     """`nn.GroupNorm` with the same parameters and state dict; accurate statistics on CPU (see the module)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
-            return super().forward(x)
+        if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or torch.compiler.is_compiling():
+            return super().forward(x)  # (a compiled graph computes its own statistics, not with this kernel)
         if not stock_kernel_is_accurate():
             return var_mean_group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
         return F.group_norm(x.contiguous(), self.num_groups, self.weight, self.bias, self.eps)

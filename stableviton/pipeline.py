@@ -53,6 +53,7 @@ class StableVITONPipeline(DiffusionPipeline):
         for module in (vae, unet, garment_encoder):
             use_accurate_group_norm(module)
         install_warp_processors(unet)
+        self._denoiser = None  # a CompiledDenoiser once `enable_compile` is called
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
 
     # -- construction -------------------------------------------------------------------------------------------
@@ -93,13 +94,33 @@ class StableVITONPipeline(DiffusionPipeline):
         return kwargs
 
     def start_latents(self, person_latent: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """The official start code: the person's latent noised to the last training timestep (t = 999)."""
-        t = torch.full((person_latent.shape[0],), self.scheduler.config.num_train_timesteps - 1, dtype=torch.long)
-        return self.scheduler.add_noise(person_latent, noise, t)
+        """The official start code: the person's latent noised to the last training timestep (t = 999), the DDPM
+        forward `sqrt(a) z + sqrt(1 - a) eps` with a = alphas_cumprod[999]. Computed here rather than with
+        `scheduler.add_noise`: DPM-Solver's looks t up in its inference grid, and t = 999 is on none of its
+        "leading" grids (it then noised to the grid's last, nearly clean step)."""
+        a = self.scheduler.alphas_cumprod[self.scheduler.config.num_train_timesteps - 1].to(person_latent.device)
+        a = a.to(torch.float32)
+        return (a.sqrt() * person_latent.float() + (1 - a).sqrt() * noise.float()).to(person_latent.dtype)
 
-    def _predict_noise(self, x, t, context, garment_latent, unconditional_garment: bool) -> torch.Tensor:
+    def enable_compile(self, mode: str | None = None, fullgraph: bool = False, backend: str = "inductor"):
+        """Run each model call (garment encoder + U-Net) through `torch.compile`: CUDA graphs on CUDA
+        (`mode=None` -> "reduce-overhead"), inductor's default on CPU. See `stableviton.compiled`."""
+        from .compiled import CompiledDenoiser
+
+        self._denoiser = CompiledDenoiser(self.unet, self.garment_encoder, mode=mode, fullgraph=fullgraph,
+                                          backend=backend)
+        return self._denoiser
+
+    def disable_compile(self) -> None:
+        self._denoiser = None
+
+    def _predict_noise(self, x, t, context, garment_latent, unconditional_garment: bool,
+                       attention_store: AttentionStore | None = None) -> torch.Tensor:
         """eps for the (doubled under guidance) batch; without `unconditional_garment` the unconditional half
         skips the garment encoder and warp blocks, as SIFT-VTON's sampler does (`c_concat=None`)."""
+        if getattr(self, "_denoiser", None) is not None:  # compiled: it hands the captured maps to the store
+            split = self.do_classifier_free_guidance and not unconditional_garment
+            return self._denoiser.predict_noise(x, t, context, garment_latent, split, attention_store)
         if self.do_classifier_free_guidance and not unconditional_garment:
             (x_u, x_c), (ctx_u, ctx_c) = x.chunk(2), context.chunk(2)
             features = self.garment_encoder(x_c, t, ctx_c, garment_latent.chunk(2)[1],
@@ -270,7 +291,8 @@ class StableVITONPipeline(DiffusionPipeline):
                         attention_store.timesteps[i] = int(t)
                     x = torch.cat([latents] * 2) if self.do_classifier_free_guidance else latents
                     x = torch.cat([self.scheduler.scale_model_input(x, t), condition], dim=1)
-                    eps = self._predict_noise(x, t, context, garment_latent, unconditional_garment)
+                    eps = self._predict_noise(x, t, context, garment_latent, unconditional_garment,
+                                               attention_store)
                     if self.do_classifier_free_guidance:
                         eps_uncond, eps_cond = eps.chunk(2)
                         eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)

@@ -5,7 +5,10 @@ PLMS (the official default) and DDIM follow the official timestep grid for every
 S does not divide 1000 (S = 6: 997, 831, ..., 1, seven timesteps). diffusers' "leading" spacing gives exactly S
 (S = 6: 831, ..., 1), so it equals the official grid only when S divides 1000. `timestep_spacing="ldm"` (the
 default here) is the official grid; diffusers' own spacings ("leading", "trailing", "linspace") stay available by
-name. DPM-Solver++ has no official counterpart and keeps "leading".
+name. DPM-Solver++ has no official counterpart; it uses "trailing", whose first timestep is 999: the official start
+latent is the person's latent noised to t = 999, and on "leading" grids (S = 15: 925 first) DPM-Solver++ treated it
+as less noisy than it is (on the demo model its result then moved 8/255 from PLMS 50's, against 3.7 with
+"trailing"; benchmarks/sampler_quality.py).
 
 All use ldm's "linear" betas (diffusers: scaled_linear), `steps_offset=1` and `set_alpha_to_one=False`: alpha_prev of
 each step is alphas_cumprod at the next visited timestep, and alphas_cumprod[0] after the last.
@@ -138,7 +141,7 @@ def _key(name: str) -> str:
 def make_scheduler(name: str = "plms", timestep_spacing: str | None = None):
     """A fresh scheduler for `name` in {'plms', 'ddim', 'dpm++'}.
 
-    `timestep_spacing`: None = the official grid for PLMS and DDIM ("ldm") and "leading" for DPM-Solver++; or any
+    `timestep_spacing`: None = the official grid for PLMS and DDIM ("ldm") and "trailing" for DPM-Solver++; or any
     of diffusers' spacings by name."""
     key = _key(name)
     if key in ("plms", "pndm"):
@@ -151,7 +154,7 @@ def make_scheduler(name: str = "plms", timestep_spacing: str | None = None):
         if timestep_spacing == OFFICIAL_SPACING:
             raise ValueError("DPM-Solver++ has no official grid; use 'leading', 'trailing' or 'linspace'")
         return DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2,
-                                           timestep_spacing=timestep_spacing or "leading", **LDM_SCHEDULE)
+                                           timestep_spacing=timestep_spacing or "trailing", **LDM_SCHEDULE)
     raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
 
 

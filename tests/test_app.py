@@ -282,7 +282,7 @@ def test_browser_flow_prepare_edit_tryon_inspect(server, photos):
         page.wait_for_function(
             "s => { const i = document.querySelector('#attention-grid img'); return i && i.src !== s; }",
             arg=grid_src, timeout=30000)
-        assert "step 1/3" in page.locator("#point-info").inner_text()
+        assert "step 1/2" in page.locator("#point-info").inner_text()  # DPM-Solver++ 2 steps: 2 calls
         # a bad upload: a message on the page, no traceback
         page.locator("#person button[aria-label='Remove Image']").first.click()
         page.locator("#person input[type=file]").set_input_files(str(photos / "text.png"))
@@ -338,7 +338,7 @@ def test_browser_flow_on_the_demo_model(demo_server):
         page.wait_for_selector("#inspect-result img", timeout=180000)
         page.wait_for_selector("#point-map img")
         info = page.locator("#run-info").inner_text()
-        assert "steps plms" in info and "result 96x128" in info, info
+        assert "steps dpm++" in info and "result 96x128" in info, info  # the default sampler
         assert page.locator("#live-preview img").count() == 1  # the last live preview stays on the page
         assert "of 16x12" in page.locator("#point-info").inner_text()
         page.screenshot(path=str(ARTIFACTS / "app_demo.png"), full_page=True)
@@ -352,8 +352,8 @@ def test_api_reads_like_documentation(client):
     assert list(tryon) == ["person", "garment", "steps", "seed", "sampler", "guidance_scale", "repaint", "mask",
                            "return_attention"]
     defaults = {k: p.get("parameter_default") for k, p in tryon.items() if p.get("parameter_has_default")}
-    # the page's defaults (tiny mode: 2 steps; the page's seed 42, official PLMS, no guidance, repaint on)
-    assert defaults == {"steps": 2, "seed": 42, "sampler": "plms", "guidance_scale": 1.0, "repaint": True,
+    # the page's defaults (tiny mode: 2 steps; seed 42, DPM-Solver++, no guidance, repaint on)
+    assert defaults == {"steps": 2, "seed": 42, "sampler": "dpm++", "guidance_scale": 1.0, "repaint": True,
                         "return_attention": False}
     assert [p["parameter_name"] for p in api["/prepare"]["parameters"]] == ["person", "garment", "parser"]
 

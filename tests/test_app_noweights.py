@@ -107,7 +107,7 @@ def test_live_preview_follows_sampling(tmp_path):
     person, garment = app.synthetic_person(s), app.synthetic_garment(s)
     shown = []
     out = studio.try_on(person, garment, None, steps=16, seed=1, preview=shown.append)
-    calls = out["model_calls"]  # PLMS at 16 steps: the official grid has 17 timesteps, so 18 calls
+    calls = out["model_calls"]  # the default sampler at 16 steps
     assert len(shown) == calls // max(1, calls // app.PREVIEWS) and shown[0].shape == (demo.HEIGHT, demo.WIDTH, 3)
     final = np.asarray(out["canvases"][0]).astype(float)
     first, last = (np.abs(x.astype(float) - final).mean() for x in (shown[0], shown[-1]))

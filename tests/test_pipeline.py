@@ -197,3 +197,23 @@ def test_bad_inputs_are_rejected_clearly(pipe, inputs, change, message):
         args["person_image"] = change["person_image"]
     with pytest.raises(InputError, match=message):
         pipe(**args, height=kw.pop("height", H), width=W, num_inference_steps=1, **kw)
+
+
+def test_every_sampler_starts_from_the_person_noised_to_t999(pipe, inputs):
+    """x_T = sqrt(a_999) z + sqrt(1 - a_999) eps for every sampler (DPM-Solver's add_noise would look t = 999 up in
+    its own grid and noise to the wrong level)."""
+    from stableviton.schedulers import make_scheduler
+
+    z = torch.randn(1, 4, 8, 6, generator=torch.Generator().manual_seed(0))
+    eps = torch.randn(1, 4, 8, 6, generator=torch.Generator().manual_seed(1))
+    expected = None
+    for name in ("plms", "ddim", "dpm++"):
+        pipe.scheduler = make_scheduler(name)
+        pipe.scheduler.set_timesteps(25)
+        a = pipe.scheduler.alphas_cumprod[999]
+        x = pipe.start_latents(z, eps)
+        torch.testing.assert_close(x, a.sqrt() * z + (1 - a).sqrt() * eps, rtol=0, atol=1e-6)
+        expected = x if expected is None else expected
+        torch.testing.assert_close(x, expected, rtol=0, atol=0)  # the same start whatever the sampler
+    assert float(a.sqrt()) == pytest.approx(0.0682649, abs=1e-6)  # the official x_T: 0.0682649 z + 0.9976672 eps
+    pipe.scheduler = make_scheduler("plms")
