@@ -67,6 +67,6 @@ def test_a_space_finds_the_preloaded_checkpoint_and_serves_a_try_on(space, tmp_p
                                     steps=2, seed=3, mask=None, api_name="/tryon")
     assert info["model"] == "model" and info["seed"] == 3 and info["steps"] == 2
     calls = [json.loads(line) for line in log.read_text().splitlines()]
-    # ZeroGPU was asked for the try-on, for 20 s + 1.2 s per model call (PLMS at 2 steps: 3 calls)
-    assert [c["function"] for c in calls] == ["run_model"] and calls[0]["duration"] == int(20 + 1.2 * 3)
+    # ZeroGPU was asked for the try-on, for 20 s + 1.2 s per model call (the default DPM-Solver++ at 2 steps: 2)
+    assert [c["function"] for c in calls] == ["run_model"] and calls[0]["duration"] == int(20 + 1.2 * 2)
     assert re.search(r"\.png$", image)
