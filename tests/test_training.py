@@ -354,3 +354,35 @@ def test_wake_garment_path_leaves_one_zero_layer():
     assert norms(build_components({"pretrained": "small"})) == (0.0, 0.0, 0.0)  # fresh, as officially
     hint, proj, zero = norms(build_components({"pretrained": "small", "wake_garment_path": True}))
     assert hint > 0 and proj > 0 and zero == 0.0
+
+
+# -- Min-SNR weighting -----------------------------------------------------------------------------------------
+def test_min_snr_weights_and_loss(model):
+    """min(SNR, gamma) / SNR per sample, SNR from the LDM schedule computed here; the official loss when off."""
+    import torch.nn.functional as F
+
+    from stableviton.training.model import min_snr_weights
+
+    t = torch.tensor([3, 120, 999])
+    betas = np.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=np.float64) ** 2
+    snr = np.cumprod(1 - betas) / (1 - np.cumprod(1 - betas))
+    expected = torch.tensor(np.minimum(snr, 5.0) / snr)[t].float()
+    weights = min_snr_weights(model.noise_scheduler.alphas_cumprod, t, 5.0)
+    torch.testing.assert_close(weights, expected, rtol=1e-5, atol=0)
+    assert weights[0] < 0.1 and weights[2] == 1.0
+
+    batch = pixel_batch(3)
+    shape = model.encode_condition(batch, torch.Generator().manual_seed(0))["person"].shape
+    noise = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        def run():
+            return model(batch, torch.Generator().manual_seed(0), use_atv=True, timesteps=t, noise=noise)
+
+        off = run()
+        model.min_snr_gamma = 5.0
+        on = run()
+    assert torch.equal(off.loss, F.mse_loss(off.noise_pred, noise) + off.atv) and torch.equal(off.mse, on.mse)
+    assert torch.equal(on.noise_pred, off.noise_pred) and torch.equal(on.atv, off.atv) and on.atv > 0
+    per_sample = ((on.noise_pred - noise) ** 2).mean(dim=(1, 2, 3))
+    torch.testing.assert_close(on.loss, (per_sample * expected).mean() + on.atv, rtol=1e-5, atol=0)  # fp32 schedule
+    assert not torch.allclose(on.loss, off.loss)

@@ -147,3 +147,128 @@ def test_cached_encodings_train_exactly_like_pixels(small, tmp_path):
     save_file(tensors, str(cache), metadata={"pairs": meta["pairs"].replace("_00", "_01", 1)})
     with pytest.raises(ValueError, match="encodings of other pairs"):
         train(config(small, tmp_path / "other", "data.cache_latents=true", f"data.cache_file={cache}", *common))
+
+
+# -- EMA, Min-SNR, init_from -----------------------------------------------------------------------------------
+def _initial_weights(cfg) -> dict:
+    from stableviton.training import TrainingModel
+    from stableviton.training.train import build_components
+
+    return TrainingModel(**build_components(cfg["model"], cfg["seed"])).trainable_state_dict()
+
+
+@pytest.fixture(scope="module")
+def ema_run(small, tmp_path_factory):
+    """3 steps with EMA (decay 0.7) and a sample grid after each, the grids' weights recorded; plus the same
+    run without EMA or samples."""
+    from PIL import Image
+
+    import stableviton.training.train as trainer
+
+    root = tmp_path_factory.mktemp("ema")
+    common = ["train.max_steps=3", "train.learning_rate=1e-2", "checkpoint.every=1", "checkpoint.keep=null"]
+    seen = []
+
+    def fake_samples(model, batch, cfg, step, accelerator):
+        seen.append(model.trainable_state_dict())
+        return Image.new("RGB", (2, 2))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trainer, "make_samples", fake_samples)
+        cfg = config(small, root / "ema", "train.ema_decay=0.7", "log.sample_every=1", "log.num_samples=1", *common)
+        train(cfg)
+    train(config(small, root / "plain", *common))
+    return root, cfg, seen
+
+
+def _ckpt(run, step: int, name: str = "trainable") -> dict:
+    return load_file(str(run / f"checkpoints/step_{step:07d}/{name}.safetensors"))
+
+
+def test_ema_equals_an_independent_average_of_the_per_step_weights(ema_run):
+    root, cfg, _ = ema_run
+    run = root / "ema"
+    ema = {k: v.float() for k, v in _initial_weights(cfg).items()}
+    for step in (1, 2, 3):
+        raw, stored = _ckpt(run, step), _ckpt(run, step, "ema")
+        ema = {k: 0.7 * ema[k] + 0.3 * raw[k] for k in ema}
+        assert stored.keys() == ema.keys() and all(stored[k].dtype == torch.float32 for k in stored)
+        for k in ema:
+            torch.testing.assert_close(stored[k], ema[k], rtol=1e-6, atol=1e-7)
+        assert any(not torch.equal(stored[k], raw[k]) for k in raw)  # the raw weights are saved too
+    plain = _ckpt(root / "plain", 3)  # EMA and its swaps for the grids leave the raw training untouched
+    assert all(torch.equal(plain[k], _ckpt(run, 3)[k]) for k in plain)
+
+
+def test_ema_warmup_follows_the_schedule(small, tmp_path):
+    train(config(small, tmp_path, "train.max_steps=3", "train.learning_rate=1e-2", "checkpoint.every=1",
+                 "checkpoint.keep=null", "train.ema_decay=0.2", "train.ema_warmup=true"))
+    ema = _initial_weights(config(small, tmp_path))
+    for step, decay in ((1, 0.1), (2, 2 / 11), (3, 0.2)):  # min(0.2, (1 + s) / (10 + s)), s = 0, 1, 2
+        raw, stored = _ckpt(tmp_path, step), _ckpt(tmp_path, step, "ema")
+        ema = {k: decay * ema[k] + (1 - decay) * raw[k] for k in ema}
+        for k in ema:
+            torch.testing.assert_close(stored[k], ema[k], rtol=1e-6, atol=1e-7)
+
+
+def test_export_and_sample_grids_use_the_ema_weights(ema_run):
+    from stableviton import StableVITONPipeline
+
+    root, _, seen = ema_run
+    run = root / "ema"
+    pipe = StableVITONPipeline.from_pretrained(run / "final")
+    ema, raw = _ckpt(run, 3, "ema"), _ckpt(run, 3)
+    exported = {f"{n}.{k}": v for n in ("image_encoder", "unet", "garment_encoder")
+                for k, v in getattr(pipe, n).state_dict().items()}
+    assert all(torch.equal(exported[k], ema[k]) for k in ema)
+    assert any(not torch.equal(exported[k], raw[k]) for k in raw)
+    assert len(seen) == 3 and all(all(torch.equal(s[k], _ckpt(run, i + 1, "ema")[k]) for k in s)
+                                  for i, s in enumerate(seen))
+
+
+def test_resume_with_ema_continues_bit_for_bit(small, tmp_path):
+    common = ["train.cfg_dropout=0.5", "checkpoint.every=3", "checkpoint.keep=null", "train.learning_rate=1e-2",
+              "train.ema_decay=0.9", "train.ema_warmup=true"]
+    train(config(small, tmp_path / "straight", "train.max_steps=6", *common))
+    train(config(small, tmp_path / "resumed", "train.max_steps=3", *common))
+    train(config(small, tmp_path / "resumed", "train.max_steps=6", "checkpoint.resume=latest", *common))
+    for name in ("trainable", "ema"):
+        a, b = _ckpt(tmp_path / "straight", 6, name), _ckpt(tmp_path / "resumed", 6, name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    a, b = (_exported_weights(tmp_path / r / "final") for r in ("straight", "resumed"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _exported_weights(folder) -> dict:
+    from stableviton import StableVITONPipeline
+
+    pipe = StableVITONPipeline.from_pretrained(folder)
+    return {f"{n}.{k}": v for n in ("image_encoder", "unet", "garment_encoder")
+            for k, v in getattr(pipe, n).state_dict().items()}
+
+
+def test_min_snr_gamma_reaches_the_trainer(small, tmp_path):
+    off = train(config(small, tmp_path / "off", "train.max_steps=1"))["history"][0]
+    on = train(config(small, tmp_path / "on", "train.max_steps=1", "train.min_snr_gamma=1.0"))["history"][0]
+    assert on["mse"] == off["mse"] and on["loss"] < off["loss"]  # weights <= 1; `mse` stays the plain MSE
+
+
+def test_init_from_an_export_a_trainable_file_and_a_pack(small, tmp_path):
+    from stableviton.synthetic.build_demo import pack
+
+    source = tmp_path / "source"
+    train(config(small, source, "train.max_steps=2", "train.learning_rate=1e-2", "checkpoint.every=2"))
+    trained = _ckpt(source, 2)
+    fresh = _initial_weights(config(small, tmp_path))
+    assert any(not torch.equal(trained[k], fresh[k]) for k in trained)
+    pack(source / "final", tmp_path / "packed", "demo")
+    fp16 = {k: v.half().float() for k, v in trained.items()}  # packs are fp16
+    for name, init, expect in (("export", source / "final", trained),
+                               ("file", source / "checkpoints/step_0000002/trainable.safetensors", trained),
+                               ("pack", f"{tmp_path / 'packed'}:demo", fp16)):
+        out = train(config(small, tmp_path / name, "train.max_steps=0", f"train.init_from={init}"))
+        assert out["step"] == 0
+        got = _exported_weights(tmp_path / name / "final")
+        assert all(torch.equal(got[k], expect[k]) for k in expect), name
+    later = train(config(small, tmp_path / "later", "train.max_steps=1", f"train.init_from={source / 'final'}"))
+    assert later["step"] == 1 and (tmp_path / "later/checkpoints/step_0000001").is_dir()  # a new schedule

@@ -70,6 +70,16 @@ DEFAULTS: dict = {
         "latent_sampling": "sample",  # VAE posterior: sample (official) | mean
         "gradient_checkpointing": False,
         "allow_tf32": True,
+        # EMA of the trainable weights (e.g. 0.999; null/0 = off), float32, in each checkpoint (ema.safetensors);
+        # the export and the sample grids then use it. ema_warmup: decay min(ema_decay, (1 + step) / (10 + step))
+        "ema_decay": None,
+        "ema_warmup": False,
+        # Min-SNR-gamma loss weighting (Hang et al., ICCV 2023; e.g. 5.0; null = off, the official loss)
+        "min_snr_gamma": None,
+        # start from these trainable weights with a fresh optimizer and step 0 (a resumed checkpoint wins):
+        # a trainable.safetensors, a checkpoint folder, an exported folder (`<output_dir>/final`) or a packed
+        # demo model `FOLDER:NAME` (stableviton.synthetic.build_demo.load_packed)
+        "init_from": None,
     },
     "checkpoint": {
         "every": 5000,  # steps

@@ -10,6 +10,7 @@ U-Net's encoder and middle block pass no gradient back to the image context (the
 Loss = MSE(epsilon, predicted epsilon) + ATV (stage 2): `atv_weight` x total variation of warp block 4's expected
 key coordinates over warped-cloth queries, from the maps the capturing attention processor stores
 (`AttentionStore(keep_graph=True)`), the formulation that reproduces the official `train_loss` on the parity fixture.
+Optionally (`min_snr_gamma`, off by default) the MSE is Min-SNR weighted per sample; the ATV term is unchanged.
 """
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ class LossOutput:
 def training_loss(unet, garment_encoder, noisy_latents: torch.Tensor, condition: torch.Tensor, context: torch.Tensor,
                   garment_latent: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
                   warped_mask: torch.Tensor | None = None, atv_block: int = ATV_BLOCK,
-                  atv_weight: float = ATV_WEIGHT) -> LossOutput:
+                  atv_weight: float = ATV_WEIGHT, snr_weights: torch.Tensor | None = None) -> LossOutput:
     """Epsilon MSE (+ ATV when `warped_mask` is given) for one batch of already encoded inputs.
 
     `condition`: the 9 condition channels [agnostic latent, keep mask (1 = keep), DensePose latent];
-    `warped_mask`: the warped-garment mask at pixel or latent size (1/255 = garment).
+    `warped_mask`: the warped-garment mask at pixel or latent size (1/255 = garment);
+    `snr_weights`: optional per-sample weights of the MSE in the loss (`min_snr_weights`); `mse` stays the plain
+    MSE so that logs compare across runs, and without weights the loss is the official one exactly.
     """
     x = torch.cat([noisy_latents, condition], dim=1)
     store = None
@@ -59,6 +62,7 @@ def training_loss(unet, garment_encoder, noisy_latents: torch.Tensor, condition:
     finally:
         attach_store(unet, None)
     mse = F.mse_loss(eps.float(), noise.float())
+    weighted = mse if snr_weights is None else _weighted_mse(eps.float(), noise.float(), snr_weights)
     atv = torch.zeros((), device=mse.device)
     probs = None
     if store is not None:
@@ -66,7 +70,22 @@ def training_loss(unet, garment_encoder, noisy_latents: torch.Tensor, condition:
         hw = unet.warp_block_sizes(latent_hw)[atv_block]
         probs = store.maps[atv_block][0]
         atv = attention_tv_loss(probs.float(), hw, hw, cloth_query_mask(warped_mask, latent_hw, hw), weight=atv_weight)
-    return LossOutput(loss=mse + atv, mse=mse, atv=atv, noise_pred=eps, attention=probs)
+    return LossOutput(loss=weighted + atv, mse=mse, atv=atv, noise_pred=eps, attention=probs)
+
+
+def _weighted_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of each sample's MSE times its weight."""
+    per_sample = (pred - target).pow(2).flatten(1).mean(dim=1)
+    return (per_sample * weights.to(per_sample)).mean()
+
+
+def min_snr_weights(alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR-gamma weights for epsilon prediction, min(SNR(t), gamma) / SNR(t) with SNR = a / (1 - a) of
+    `alphas_cumprod` (Hang et al., "Efficient Diffusion Training via Min-SNR Weighting Strategy", ICCV 2023):
+    down-weights the low-noise steps whose conflicting gradients slow convergence."""
+    a = alphas_cumprod.to(timesteps.device, torch.float64)[timesteps.long()]
+    snr = a / (1 - a)
+    return (snr.clamp(max=gamma) / snr).float()
 
 
 def garment_encoder_used_modules(garment_encoder, num_features: int) -> list[str]:
@@ -95,11 +114,13 @@ class TrainingModel(nn.Module):
     """The four components with StableVITON's trainable set; `forward` gives the loss of a pixel batch."""
 
     def __init__(self, vae, image_encoder, unet, garment_encoder, atv_block: int = ATV_BLOCK,
-                 atv_weight: float = ATV_WEIGHT, latent_sampling: str = "sample", train_unet: bool = False):
+                 atv_weight: float = ATV_WEIGHT, latent_sampling: str = "sample", train_unet: bool = False,
+                 min_snr_gamma: float | None = None):
         """`train_unet`: also train the whole U-Net (a model trained from scratch, where no pretrained U-Net exists;
-        the official recipe keeps Paint-by-Example's U-Net frozen)."""
+        the official recipe keeps Paint-by-Example's U-Net frozen). `min_snr_gamma`: Min-SNR loss weighting
+        (`min_snr_weights`); None = the official unweighted loss."""
         super().__init__()
-        self.train_unet = train_unet
+        self.train_unet, self.min_snr_gamma = train_unet, min_snr_gamma
         self.vae, self.image_encoder, self.unet, self.garment_encoder = vae, image_encoder, unet, garment_encoder
         self.atv_block, self.atv_weight = atv_block, atv_weight
         if latent_sampling not in ("sample", "mean"):
@@ -236,7 +257,10 @@ class TrainingModel(nn.Module):
         if noise is None:
             noise = randn_tensor(z.shape, generator=generator, device=z.device, dtype=torch.float32)
         noisy = self.noise_scheduler.add_noise(z, noise, timesteps)
+        weights = None
+        if self.min_snr_gamma:
+            weights = min_snr_weights(self.noise_scheduler.alphas_cumprod, timesteps, self.min_snr_gamma)
         return training_loss(self.unet, self.garment_encoder, noisy, enc["condition"],
                              self.context(enc["embeds"], unconditional), enc["garment"], noise, timesteps,
                              warped_mask=batch["warped_mask"] if use_atv else None, atv_block=self.atv_block,
-                             atv_weight=self.atv_weight)
+                             atv_weight=self.atv_weight, snr_weights=weights)

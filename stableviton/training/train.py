@@ -11,7 +11,8 @@ a JSONL log (+ TensorBoard when installed) and a final diffusers-style export (`
 Exact resume: every random draw is a function of (seed, step, micro-batch, process): the data order (one seeded
 permutation per epoch), the augmentation of each item, the timesteps, the noise, the VAE posterior samples and the
 CFG dropout. A checkpoint therefore holds only the trainable weights, the optimizer (and grad-scaler) state and
-the step; resuming continues the same sequence bit for bit on the same hardware and settings.
+the step (and the EMA weights with `train.ema_decay`); resuming continues the same sequence bit for bit on the same
+hardware and settings. `train.init_from` instead starts a new schedule (fresh optimizer, step 0) from earlier weights.
 """
 
 from __future__ import annotations
@@ -182,6 +183,79 @@ class EncodedDataset(torch.utils.data.Dataset):
         return {k: v[index] for k, v in self.tensors.items()}
 
 
+# -- EMA and initial weights ----------------------------------------------------------------------------------
+class EMA:
+    """Exponential moving average of the trainable weights, kept in float32 (fp16/bf16 rounding would swallow
+    updates of (1 - decay) x a small step), updated after each optimizer step; smoother weights to export."""
+
+    def __init__(self, model: TrainingModel, decay: float, warmup: bool = False):
+        self.decay, self.warmup = float(decay), warmup
+        self.shadow = {k: p.detach().float().clone() for k, p in model.trainable_named_parameters()}
+
+    def decay_at(self, step: int) -> float:
+        """The decay of the update after `step` earlier ones. Warmup: min(decay, (1 + step) / (10 + step)), the
+        `num_updates` schedule of TensorFlow's `tf.train.ExponentialMovingAverage` (diffusers' `EMAModel` default),
+        so that the random start is forgotten quickly."""
+        return min(self.decay, (1 + step) / (10 + step)) if self.warmup else self.decay
+
+    @torch.no_grad()
+    def update(self, model: TrainingModel, step: int) -> None:
+        d = self.decay_at(step)
+        for k, p in model.trainable_named_parameters():
+            self.shadow[k].mul_(d).add_(p.detach().float(), alpha=1 - d)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().contiguous() for k, v in self.shadow.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if set(state) != set(self.shadow):
+            raise KeyError("EMA weights do not fit the trainable set")
+        for k, v in self.shadow.items():
+            v.copy_(state[k])
+
+    @contextlib.contextmanager
+    def swapped_in(self, model: TrainingModel):
+        """The EMA weights in the model for the duration (samples, export); the raw ones restored exactly after."""
+        raw = model.trainable_state_dict()
+        model.load_trainable_state_dict(self.shadow)
+        try:
+            yield
+        finally:
+            model.load_trainable_state_dict(raw)
+
+
+def _pipeline_weights(pipe) -> dict[str, torch.Tensor]:
+    """A pipeline's trained components as one flat state dict, named like `trainable_named_parameters`."""
+    return {f"{n}.{k}": v for n in ("image_encoder", "unet", "garment_encoder")
+            for k, v in getattr(pipe, n).state_dict().items()}
+
+
+def read_init_weights(source: str, names) -> dict[str, torch.Tensor]:
+    """The weights named `names` from `train.init_from`: a trainable.safetensors (or a checkpoint folder holding
+    one), an exported pipeline folder, or a packed demo model `FOLDER:NAME`."""
+    from safetensors.torch import load_file
+
+    path = Path(source).expanduser()
+    if path.is_dir() and (path / "trainable.safetensors").is_file():
+        path = path / "trainable.safetensors"
+    if path.is_file():
+        flat = load_file(str(path))
+    elif path.is_dir():
+        from ..weights import load_pipeline
+
+        flat = _pipeline_weights(load_pipeline(str(path)))
+    elif ":" in source and Path(source.rsplit(":", 1)[0]).expanduser().is_dir():
+        from ..synthetic.build_demo import load_packed_part
+
+        folder, name = source.rsplit(":", 1)
+        files = {"unet": "unet", "garment_encoder": "rest", "image_encoder": "rest"}
+        flat = {f"{part}.{k}": v for part, file in files.items() for k, v in
+                load_packed_part(Path(folder).expanduser() / f"{name}_{file}.safetensors", part).state_dict().items()}
+    else:
+        raise FileNotFoundError(f"train.init_from: {source} is no weights file, folder or FOLDER:NAME pack")
+    return {k: flat[k] for k in names if k in flat}  # load_trainable_state_dict names what is missing
+
+
 # -- checkpoints -----------------------------------------------------------------------------------------------
 def list_checkpoints(output_dir: Path) -> list[Path]:
     folder = output_dir / "checkpoints"
@@ -192,7 +266,7 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
 
 
 def save_checkpoint(output_dir: Path, step: int, model: TrainingModel, optimizer, scaler, cfg: dict,
-                    keep: int | None) -> Path:
+                    keep: int | None, ema: EMA | None = None) -> Path:
     from safetensors.torch import save_file
 
     folder = output_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{step:07d}"
@@ -203,6 +277,8 @@ def save_checkpoint(output_dir: Path, step: int, model: TrainingModel, optimizer
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     if scaler is not None:
         torch.save(scaler.state_dict(), tmp / "scaler.pt")
+    if ema is not None:
+        save_file(ema.state_dict(), str(tmp / "ema.safetensors"))
     (tmp / "state.json").write_text(json.dumps({"step": step, "config": cfg}, indent=2))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)  # a checkpoint exists only once complete
@@ -213,6 +289,7 @@ def save_checkpoint(output_dir: Path, step: int, model: TrainingModel, optimizer
 
 
 def load_checkpoint(folder: Path, model: TrainingModel, optimizer, scaler) -> int:
+    """The raw weights, optimizer and scaler of a checkpoint (the EMA: `load_ema`); returns its step."""
     from safetensors.torch import load_file
 
     model.load_trainable_state_dict(load_file(str(folder / "trainable.safetensors")))
@@ -220,6 +297,16 @@ def load_checkpoint(folder: Path, model: TrainingModel, optimizer, scaler) -> in
     if scaler is not None and (folder / "scaler.pt").is_file():
         scaler.load_state_dict(torch.load(folder / "scaler.pt", map_location="cpu", weights_only=True))
     return int(json.loads((folder / "state.json").read_text())["step"])
+
+
+def load_ema(folder: Path, ema: EMA, accelerator) -> None:
+    """The checkpoint's EMA weights; a checkpoint written without EMA starts it from the resumed weights."""
+    from safetensors.torch import load_file
+
+    if (folder / "ema.safetensors").is_file():
+        ema.load_state_dict(load_file(str(folder / "ema.safetensors")))
+    else:
+        accelerator.print(f"{folder} holds no EMA weights: the EMA starts from the resumed weights")
 
 
 def resolve_resume(resume, output_dir: Path) -> Path | None:
@@ -333,7 +420,10 @@ def train(cfg: dict) -> dict:
 
     model = TrainingModel(**build_components(cfg["model"], cfg["seed"]), atv_block=t_cfg["atv_block"],
                           atv_weight=t_cfg["atv_weight"], latent_sampling=t_cfg["latent_sampling"],
-                          train_unet=t_cfg["train_unet"])
+                          train_unet=t_cfg["train_unet"], min_snr_gamma=t_cfg["min_snr_gamma"])
+    if t_cfg["init_from"]:
+        model.load_trainable_state_dict(read_init_weights(t_cfg["init_from"], dict(model.trainable_named_parameters())))
+        accelerator.print(f"initialised the trainable weights from {t_cfg['init_from']} (fresh optimizer)")
     if t_cfg["gradient_checkpointing"]:
         model.garment_encoder.enable_gradient_checkpointing()
         model.unet.enable_gradient_checkpointing()
@@ -367,6 +457,13 @@ def train(cfg: dict) -> dict:
     if resume is not None:
         step = load_checkpoint(resume, model, optimizer, scaler)
         accelerator.print(f"resumed from {resume} at step {step}")
+    ema = EMA(model, t_cfg["ema_decay"], t_cfg["ema_warmup"]) if t_cfg["ema_decay"] else None
+    if ema is not None:
+        if resume is not None:
+            load_ema(resume, ema, accelerator)
+        accelerator.print(f"EMA of the trainable weights (decay {ema.decay}, warmup {ema.warmup}): sample grids "
+                          "and the final export use the EMA weights; checkpoints hold both")
+    with_ema = (lambda: ema.swapped_in(model)) if ema is not None else contextlib.nullcontext
 
     accum, bs = t_cfg["gradient_accumulation_steps"], t_cfg["batch_size"]
     sampler = ResumableSampler(len(dataset), bs, cfg["seed"], accelerator.num_processes, accelerator.process_index,
@@ -406,6 +503,8 @@ def train(cfg: dict) -> dict:
             accelerator.clip_grad_norm_(params, t_cfg["max_grad_norm"])
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(model, step)
         step += 1
         progress.update(1)
 
@@ -418,14 +517,15 @@ def train(cfg: dict) -> dict:
         every = cfg["checkpoint"]["every"]
         if (every and step % every == 0) or step == t_cfg["max_steps"]:
             if accelerator.is_main_process:
-                save_checkpoint(output_dir, step, model, optimizer, scaler, cfg, cfg["checkpoint"]["keep"])
+                save_checkpoint(output_dir, step, model, optimizer, scaler, cfg, cfg["checkpoint"]["keep"], ema)
             accelerator.wait_for_everyone()
         s_every = cfg["log"]["sample_every"]
         if s_every and cfg["log"]["num_samples"] and (step % s_every == 0 or step == t_cfg["max_steps"]):
             if samples is not None:
                 model.eval()
-                grid = make_samples(model, {k: (v.to(accelerator.device) if torch.is_tensor(v) else v)
-                                            for k, v in samples.items()}, cfg, step, accelerator)
+                with with_ema():
+                    grid = make_samples(model, {k: (v.to(accelerator.device) if torch.is_tensor(v) else v)
+                                                for k, v in samples.items()}, cfg, step, accelerator)
                 (output_dir / "samples").mkdir(exist_ok=True)
                 grid.save(output_dir / "samples" / f"step_{step:07d}.png")
                 logger.image("samples", grid, step)
@@ -442,7 +542,10 @@ def train(cfg: dict) -> dict:
 
     export = output_dir / "final"
     if accelerator.is_main_process:
-        export_pipeline(model, cfg, export, reload_frozen=cast)
+        with with_ema():
+            export_pipeline(model, cfg, export, reload_frozen=cast)
+        if ema is not None:
+            accelerator.print(f"exported the EMA weights to {export}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     elapsed = time.perf_counter() - t0
