@@ -27,7 +27,8 @@ from PIL import Image
 
 from preprocessing import (Framing, GarmentInputs, Keypoints, ParsingResult, PersonInputs, draw_keypoints,
                            load_image, paste_back, prepare_garment, prepare_person)
-from preprocessing.parsing import BACKGROUND, TORSO_SKIN, UPPER, available_parsers, get_parser
+from preprocessing.parsing import (BACKGROUND, PARSER_NAMES, TORSO_SKIN, UPPER, available_parsers,
+                                   get_parser)
 from stableviton import AttentionStore
 from stableviton.preview import latent_preview
 from stableviton.schedulers import model_calls
@@ -354,9 +355,8 @@ class Studio:
                 garment = synthetic_garment(hit[1].sample)
         if person is None:
             report and report("Preprocessing: finding the person", 0.1)
-            known = {value for _, value in self.parser_choices()}
-            if parser not in known:
-                raise SettingsError(f"unknown parser {parser!r}; choose one of {', '.join(sorted(known))}")
+            if parser not in PARSER_NAMES:
+                raise SettingsError(f"unknown parser {parser!r}; choose one of {', '.join(sorted(PARSER_NAMES))}")
             chosen = get_parser(parser, fallback=True, allow_download=bool(os.environ.get("SPACE_ID")) or None)
             person = prepare_person(person_src, size, parser=chosen)
             if demo:

@@ -25,6 +25,7 @@ from .colour import ColourModel
 from .errors import PersonCutOffError
 from .parsing import (
     FACE, LEFT_ARM, LEFT_LEG, LEFT_SHOE, PANTS, RIGHT_ARM, RIGHT_LEG, RIGHT_SHOE, SKIRT, SUNGLASSES, TORSO_SKIN,
+    components_touching,
 )
 from .pose import LHIP, LSHO, NECK, RHIP, RSHO, Keypoints
 
@@ -163,12 +164,6 @@ def _disk(radius: float) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
 
 
-def _connected_to(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    _, comp = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-    ids = np.unique(comp[seeds & mask])
-    return np.isin(comp, ids[ids > 0])
-
-
 def waist_split(
     image: np.ndarray, pts: np.ndarray, labels: np.ndarray, hips_seen: bool
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -218,12 +213,12 @@ def waist_split(
         side = np.where(ys > hip_y, 0.35 * a, 0.2 * a)
         near = (ys > hip_y - 0.6 * a) & (xs > x_hip[0] - side) & (xs < x_hip[1] + side)
         lower = (cv2.GaussianBlur(lower, (0, 0), sigma) > 0.5) & person & near
-        lower = _connected_to(cv2.morphologyEx(lower.astype(np.uint8), cv2.MORPH_OPEN, opening) > 0, thigh)
+        lower = components_touching(cv2.morphologyEx(lower.astype(np.uint8), cv2.MORPH_OPEN, opening) > 0, thigh)
     else:
         lower = empty
     if top_ok:
         top = (cv2.GaussianBlur(top, (0, 0), sigma) > 0.5) & person & ~lower & (ys < hip_y + 0.6 * a)
-        top = _connected_to(cv2.morphologyEx(top.astype(np.uint8), cv2.MORPH_OPEN, opening) > 0, chest)
+        top = components_touching(cv2.morphologyEx(top.astype(np.uint8), cv2.MORPH_OPEN, opening) > 0, chest)
     else:
         top = empty
     return lower, top

@@ -23,9 +23,10 @@ import numpy as np
 from .errors import BackendUnavailableError
 from .parsing import HAIR, HAT, ParsingResult, Part
 from .pose import (
-    LANK, LEAR, LELB, LEYE, LHIP, LKNE, LSHO, LWRI, NOSE, RANK, REAR, RELB, REYE, RHIP, RKNE, RSHO, RWRI,
+    LANK, LEAR, LELB, LEYE, LKNE, LSHO, LWRI, NOSE, RANK, REAR, RELB, REYE, RKNE, RSHO, RWRI,
     Keypoints,
 )
+from .skeleton import body_scale, hip_points, point
 
 #: RGB colour of each DensePose part index I (0 = background, black). PREPROCESSING.md §6.3:
 #: OpenCV COLORMAP_PARULA at trunc(I*255/24); the test suite re-derives it from OpenCV.
@@ -106,46 +107,15 @@ def faces_camera(kp: Keypoints) -> bool:
     return bool(src[RSHO, 0] <= src[LSHO, 0])
 
 
-def _point(kp: Keypoints, i: int) -> np.ndarray | None:
-    """Joint ``i`` (the model's estimate when OpenPose-missing, e.g. hips below the frame), or None."""
-    if kp.present(i):
-        return kp.xy[i].astype(np.float64)
-    est = kp.estimated_xy
-    if est is not None and np.isfinite(est[i]).all() and (est[i] != 0).any():
-        return est[i].astype(np.float64)
-    return None
-
-
-def _scale(kp: Keypoints) -> float:
-    """Shoulder width in pixels (torso length in side views, where the shoulders collapse)."""
-    rs, ls = _point(kp, RSHO), _point(kp, LSHO)
-    if rs is None or ls is None:
-        raise ValueError("both shoulders are needed")
-    a = float(np.linalg.norm(ls - rs))
-    rh, lh = _point(kp, RHIP), _point(kp, LHIP)
-    if rh is not None and lh is not None:
-        a = max(a, 0.55 * float(np.linalg.norm((rh + lh - rs - ls) / 2)))
-    return max(a, 4.0)
-
-
-def _hips(kp: Keypoints) -> tuple[np.ndarray, np.ndarray]:
-    rs, ls = _point(kp, RSHO), _point(kp, LSHO)
-    rh, lh = _point(kp, RHIP), _point(kp, LHIP)
-    if rh is None or lh is None:
-        down = np.array([0.0, 1.6 * np.linalg.norm(ls - rs)])
-        rh, lh = rs + down, ls + down
-    return rh, lh
-
-
 def head_ellipse(kp: Keypoints) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(centre, unit axis across the head, half-axes (across, along)) of DensePose's head, or None.
 
     In the renderings the head (23/24) is an ellipse around the ear midpoint, about 1.2 ear spans wide and 1.9
     tall: skull and face down to below the chin, not hair that stands off or hangs down."""
-    ears = [_point(kp, i) if kp.present(i) else None for i in (REAR, LEAR)]
-    eyes = [_point(kp, i) if kp.present(i) else None for i in (REYE, LEYE)]
-    nose = _point(kp, NOSE) if kp.present(NOSE) else None
-    span = 0.4 * _scale(kp)
+    ears = [point(kp, i) for i in (REAR, LEAR)]
+    eyes = [point(kp, i) for i in (REYE, LEYE)]
+    nose = point(kp, NOSE)
+    span = 0.4 * body_scale(kp)
     across = np.array([1.0, 0.0])
     if ears[0] is not None and ears[1] is not None:
         span = max(span, float(np.linalg.norm(ears[1] - ears[0])))
@@ -185,14 +155,14 @@ def _segment_distance(px: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> np.ndar
 
 def _body_segments(kp: Keypoints) -> dict[Part, tuple[np.ndarray, np.ndarray]]:
     """Skeleton segment of each limb part (and the neck), from the joints that are there."""
-    rs, ls = _point(kp, RSHO), _point(kp, LSHO)
-    rh, lh = _hips(kp)
+    rs, ls = point(kp, RSHO, estimate=True), point(kp, LSHO, estimate=True)
+    rh, lh = hip_points(kp)
     segs: dict[Part, tuple[np.ndarray, np.ndarray]] = {}
     for sho, elb, wri, upper, lower, hand, side in (
         (rs, RELB, RWRI, Part.R_UPPER_ARM, Part.R_LOWER_ARM, Part.R_HAND, "right"),
         (ls, LELB, LWRI, Part.L_UPPER_ARM, Part.L_LOWER_ARM, Part.L_HAND, "left"),
     ):
-        e, w = _point(kp, elb), _point(kp, wri)
+        e, w = point(kp, elb, estimate=True), point(kp, wri, estimate=True)
         if e is None:
             continue
         segs[upper] = (sho, e)
@@ -207,10 +177,10 @@ def _body_segments(kp: Keypoints) -> dict[Part, tuple[np.ndarray, np.ndarray]]:
         (rs, rh, RKNE, RANK, 22, Part.R_UPPER_LEG, Part.R_LOWER_LEG, Part.R_FOOT),
         (ls, lh, LKNE, LANK, 19, Part.L_UPPER_LEG, Part.L_LOWER_LEG, Part.L_FOOT),
     ):
-        k = _point(kp, kne)
+        k = point(kp, kne, estimate=True)
         k = hip + 0.9 * (hip - sho) if k is None else k  # thigh ~ torso long, off the bottom of the frame
         segs[upper] = (hip + THIGH_START * (k - hip), k)
-        a, t = _point(kp, ank), _point(kp, toe)
+        a, t = point(kp, ank, estimate=True), point(kp, toe, estimate=True)
         segs[lower] = (k, k + (k - hip) if a is None else a)  # the shin is about as long as the thigh
         if a is not None and t is not None:
             segs[foot] = (a, t)
@@ -220,8 +190,8 @@ def _body_segments(kp: Keypoints) -> dict[Part, tuple[np.ndarray, np.ndarray]]:
 def _torso_outline(kp: Keypoints) -> list[np.ndarray]:
     """Shoulders, hips and, when the head is seen, the neck under the chin: in the renderings the torso chart
     runs up the neck to the head and slopes from there to the shoulders."""
-    rs, ls = _point(kp, RSHO), _point(kp, LSHO)
-    rh, lh = _hips(kp)
+    rs, ls = point(kp, RSHO, estimate=True), point(kp, LSHO, estimate=True)
+    rh, lh = hip_points(kp)
     inset = SHOULDER_INSET * (ls - rs)
     rs, ls = rs + inset, ls - inset
     head = head_ellipse(kp)
@@ -229,7 +199,7 @@ def _torso_outline(kp: Keypoints) -> list[np.ndarray]:
         return [rs, ls, lh, rh]
     centre, across, (_, rb) = head
     chin = centre + NECK_TOP * rb * np.array([-across[1], across[0]])
-    half = NECK_HALF_WIDTH * _scale(kp) * across
+    half = NECK_HALF_WIDTH * body_scale(kp) * across
     n0, n1 = chin - half, chin + half
     if np.linalg.norm(n0 - rs) > np.linalg.norm(n1 - rs):
         n0, n1 = n1, n0
@@ -269,7 +239,7 @@ def body_parts(labels: np.ndarray, kp: Keypoints) -> np.ndarray:
     if len(ys) == 0:
         return out
     px = np.stack([xs, ys], 1).astype(np.float64)
-    a = _scale(kp)
+    a = body_scale(kp)
     names = [Part.TORSO]
     dist = [_torso_distance(px, kp, (h, w)) / (_RADIUS[Part.TORSO] * a)]
     for part, (p0, p1) in _body_segments(kp).items():
@@ -302,13 +272,13 @@ def _clear_bottom_margin(parts: np.ndarray, labels: np.ndarray) -> None:
 def _split_arms(index: np.ndarray, parts: np.ndarray, kp: Keypoints, front: bool) -> None:
     """Give each arm segment's outer strip (``_ARM_SPLIT``: the side away from the torso, measured across the
     segment's own extent at each point along it) the other chart of its pair, in place."""
-    rs, ls = _point(kp, RSHO), _point(kp, LSHO)
+    rs, ls = point(kp, RSHO, estimate=True), point(kp, LSHO, estimate=True)
     if rs is None or ls is None:
         return
-    rh, lh = _hips(kp)
+    rh, lh = hip_points(kp)
     centre = (rs + ls + rh + lh) / 4
     for part, (j0, j1, outer_share) in _ARM_SPLIT.items():
-        p0, p1 = _point(kp, j0), _point(kp, j1)
+        p0, p1 = point(kp, j0, estimate=True), point(kp, j1, estimate=True)
         ys, xs = np.nonzero(parts == part)
         if p0 is None or p1 is None or len(ys) < 8:
             continue
@@ -350,7 +320,7 @@ def _pelvis_to_thighs(index: np.ndarray, parts: np.ndarray, kp: Keypoints, front
     ys, xs = np.nonzero(parts == Part.PELVIS)
     if len(ys) == 0:
         return
-    rh, lh = _hips(kp)
+    rh, lh = hip_points(kp)
     mid = (rh + lh) / 2
     right_side = (np.stack([xs, ys], 1) - mid) @ (rh - mid) > 0
     table = _FRONT if front else _BACK
@@ -364,7 +334,7 @@ def _split_head(index: np.ndarray, parts: np.ndarray, kp: Keypoints, front: bool
         return
     head = head_ellipse(kp)
     across = head[1] if head is not None else np.array([1.0, 0.0])
-    nose = _point(kp, NOSE) if kp.present(NOSE) else None
+    nose = point(kp, NOSE)
     origin = nose if nose is not None else np.array([xs.mean(), ys.mean()])
     image_left = (np.stack([xs, ys], 1) - origin) @ across < 0
     subject_right = image_left if front else ~image_left

@@ -124,7 +124,7 @@ def load_reference(root: str | Path, name: str, size: tuple[int, int] = (512, 38
 
 def score_person(person, ref: Reference) -> dict[str, float]:
     """Metrics of one :class:`~preprocessing.PersonInputs` (made with identity framing) against its reference."""
-    ours_dp = decode_densepose(np.asarray(person.densepose)) if person.densepose is not None else None
+    ours_dp = decode_densepose(np.asarray(person.densepose))
     sil_o, sil_r = ours_dp > 0, ref.densepose > 0
     both = sil_o & sil_r
     return {

@@ -110,6 +110,13 @@ class HumanParser(Protocol):
 
 
 
+def components_touching(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """The 8-connected components of ``mask`` that overlap ``seeds``."""
+    _, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    keep = np.unique(lab[seeds & mask])
+    return np.isin(lab, keep[keep > 0])
+
+
 def clean_silhouette(mask: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Binary person mask: threshold, drop specks, keep the biggest blob and what touches it."""
     m = (np.asarray(mask) > threshold).astype(np.uint8)

@@ -11,7 +11,7 @@ from .colour import ColourModel
 from .errors import BackendUnavailableError
 from .labels import (
     FACE, HAIR, LEFT_ARM, LEFT_LEG, PANTS, RIGHT_ARM, RIGHT_LEG, TORSO_SKIN, UPPER, ParsingResult, Part,
-    clean_silhouette,
+    clean_silhouette, components_touching,
 )
 from .pose import LELB, LEYE, LHIP, LKNE, LSHO, LWRI, RELB, REYE, RHIP, RKNE, RSHO, RWRI, Keypoints, face_oval
 from .skeleton import PART_TO_CIHP, body_scale, head_geometry, hip_points, point, skeleton_parts
@@ -68,13 +68,6 @@ def _polygon_mask(points: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return m.astype(bool)
 
 
-def _touching(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
-    """The connected components of ``mask`` that overlap ``seed``."""
-    n, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-    keep = np.unique(lab[seed & mask])
-    return np.isin(lab, keep[keep > 0])
-
-
 def _hair_below_chin(labels: np.ndarray, parts: np.ndarray, colours: "ColourModel", zone: np.ndarray) -> np.ndarray:
     """Long hair over the neck and shoulders (CIHP labels it hair): hair-coloured pixels, clearly unlike
     skin and garment, connected to the hair of the head."""
@@ -84,7 +77,7 @@ def _hair_below_chin(labels: np.ndarray, parts: np.ndarray, colours: "ColourMode
     like = (hair_ll > colours.loglik("skin") + 1.0) & (hair_ll > colours.loglik("garment") + 1.0)
     near = np.isin(parts, [Part.HEAD, Part.NECK, Part.TORSO, Part.R_UPPER_ARM, Part.L_UPPER_ARM])
     cand = cv2.medianBlur((like & zone & near).astype(np.uint8), 5).astype(bool)
-    return _touching(cand | (labels == HAIR), labels == HAIR) & cand
+    return components_touching(cand | (labels == HAIR), labels == HAIR) & cand
 
 
 def _clip_llr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -247,7 +240,7 @@ class PoseGeometryParser:
             seed = cv2.dilate(face.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
         else:
             seed = parts == Part.NECK
-        neck = _touching(skin, seed)
+        neck = components_touching(skin, seed)
         was_neck = (labels == TORSO_SKIN) | (parts == Part.NECK)
         labels[was_neck & ~neck & zone] = UPPER
         labels[neck] = TORSO_SKIN

@@ -17,10 +17,13 @@ from .pose import (
 
 
 def point(kp: Keypoints, i: int, *, estimate: bool = False) -> np.ndarray | None:
+    """Joint ``i``, or with ``estimate`` the model's guess where OpenPose has it missing (e.g. hips below the
+    frame); None if neither (an estimate of (0, 0) is OpenPose's "missing" too, as from `Keypoints.from_array`)."""
     if kp.present(i):
         return kp.xy[i].astype(np.float64)
-    if estimate and kp.estimated_xy is not None and np.isfinite(kp.estimated_xy[i]).all():
-        return kp.estimated_xy[i].astype(np.float64)
+    est = kp.estimated_xy
+    if estimate and est is not None and np.isfinite(est[i]).all() and (est[i] != 0).any():
+        return est[i].astype(np.float64)
     return None
 
 

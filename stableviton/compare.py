@@ -31,7 +31,7 @@ from PIL import ImageDraw, ImageFont
 from .attention import AttentionStore, attention_centres
 from .inputs import ImageInput, image_to_tensor
 from .pipeline import StableVITONPipeline, to_uint8
-from .schedulers import make_scheduler
+from .schedulers import model_calls as scheduler_model_calls
 from .weights import ENV_CHECKPOINT, KNOWN_CHECKPOINTS, CheckpointInfo, checkpoint_info, known_checkpoint
 
 # __call__ arguments the comparison itself sets: overriding them would break "same input, same seed, same steps"
@@ -154,7 +154,9 @@ def call_kwargs(pipe: StableVITONPipeline, overrides: dict | None = None) -> dic
 
 def model_calls(pipe: StableVITONPipeline, steps: int, sampler: str | None = None) -> int:
     """How many sampler steps (model calls) a run makes: PLMS makes one more than it visits timesteps."""
-    scheduler = make_scheduler(sampler) if sampler else pipe.scheduler
+    if sampler:
+        return scheduler_model_calls(sampler, steps)
+    scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)  # not the pipeline's own: no state change
     scheduler.set_timesteps(steps)
     return len(scheduler.timesteps)
 

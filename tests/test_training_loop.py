@@ -49,12 +49,17 @@ def test_loss_falls_when_overfitting_a_tiny_set(small, tmp_path):
     assert len(losses) == 30 and np.mean(losses[-10:]) < np.mean(losses[:10])
 
 
+def straight_and_resumed(data, tmp_path, common: list[str]) -> None:
+    """Six steps in one run (`straight/`), and three, then three more resumed from the checkpoint (`resumed/`)."""
+    train(config(data, tmp_path / "straight", "train.max_steps=6", *common))
+    train(config(data, tmp_path / "resumed", "train.max_steps=3", *common))
+    train(config(data, tmp_path / "resumed", "train.max_steps=6", "checkpoint.resume=latest", *common))
+
+
 def test_resume_continues_bit_for_bit(small, tmp_path):
     common = ["train.use_atv=true", "train.cfg_dropout=0.5", "augment.shift_scale=true", "checkpoint.every=3",
               "checkpoint.keep=null", "train.gradient_accumulation_steps=2"]
-    train(config(small, tmp_path / "straight", "train.max_steps=6", *common))
-    train(config(small, tmp_path / "resumed", "train.max_steps=3", *common))
-    train(config(small, tmp_path / "resumed", "train.max_steps=6", "checkpoint.resume=latest", *common))
+    straight_and_resumed(small, tmp_path, common)
     a = load_file(str(tmp_path / "straight/checkpoints/step_0000006/trainable.safetensors"))
     b = load_file(str(tmp_path / "resumed/checkpoints/step_0000006/trainable.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -229,9 +234,7 @@ def test_export_and_sample_grids_use_the_ema_weights(ema_run):
 def test_resume_with_ema_continues_bit_for_bit(small, tmp_path):
     common = ["train.cfg_dropout=0.5", "checkpoint.every=3", "checkpoint.keep=null", "train.learning_rate=1e-2",
               "train.ema_decay=0.9", "train.ema_warmup=true"]
-    train(config(small, tmp_path / "straight", "train.max_steps=6", *common))
-    train(config(small, tmp_path / "resumed", "train.max_steps=3", *common))
-    train(config(small, tmp_path / "resumed", "train.max_steps=6", "checkpoint.resume=latest", *common))
+    straight_and_resumed(small, tmp_path, common)
     for name in ("trainable", "ema"):
         a, b = _ckpt(tmp_path / "straight", 6, name), _ckpt(tmp_path / "resumed", 6, name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
