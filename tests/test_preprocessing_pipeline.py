@@ -60,7 +60,9 @@ def test_grace_hopper(grace):
     assert grace.num_people == 1
     # the canvas shows the photo: pasting it back reproduces the original closely
     back = np.asarray(paste_back(grace.original, grace.image, grace.framing)).astype(int)
-    assert np.abs(back - _grace()).mean() < 6
+    # measured 6.1 (resampling blur of the 600x512 photo through the 512x384 canvas; 5.9 with a box 3% wider);
+    # pasting 15 px off gives 42, 5% too large 36
+    assert np.abs(back - _grace()).mean() < 7
 
 
 def test_astronaut_and_1024_canvas(astro):
