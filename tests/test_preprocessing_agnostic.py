@@ -160,3 +160,18 @@ def test_hand_points_keep_a_hand_the_parsing_called_shirt():
     x, y = 109, 336  # on the hand, beyond 4r of the wrist (and within the 5r circle)
     assert raw.mask[y, x] == 255 and ref.mask[y, x] == 0
     assert ref.mask[305, 110] == 255  # within 4r of the wrist the recipe keeps it gray
+
+
+def test_forearm_drawn_to_a_hidden_wrist_inside_the_frame():
+    """A hand in a pocket: OpenPose reports the wrist (low confidence) and the recipe draws the forearm to it; the
+    pose model's estimate stands in for it, but only inside the canvas."""
+    x, y = 111, 290  # on the right forearm, 60 px below the elbow: beyond the elbow's 5r disk (r = 8)
+    seen = make_agnostic(fig.image(), fig.keypoints(), fig.labels()).mask
+    hidden = fig.keypoints()
+    hidden.xy[4] = 0
+    hidden.confidence[4] = 0
+    assert hidden.estimated_xy[4] == pytest.approx(fig.KP[4])
+    assert seen[y, x] == 255
+    assert make_agnostic(fig.image(), hidden, fig.labels()).mask[y, x] == 255
+    hidden.estimated_xy[4] = (110, 600)  # below the frame: no forearm line, the arm is restored there
+    assert make_agnostic(fig.image(), hidden, fig.labels()).mask[y, x] == 0
