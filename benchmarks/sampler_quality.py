@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -26,22 +25,12 @@ from stableviton import AttentionStore  # noqa: E402
 from stableviton.schedulers import make_scheduler, model_calls  # noqa: E402
 from stableviton.synthetic import demo  # noqa: E402
 from stableviton.synthetic.benchmark import score_maps  # noqa: E402
-from stableviton.synthetic.evaluate import masked_quality  # noqa: E402
+from stableviton.synthetic.evaluate import masked_quality, mean_colour_error  # noqa: E402
 
 # (sampler, steps, timestep spacing); None = the project's default (official grid; DPM-Solver++ "leading").
 # "trailing" starts at t = 999, where the app's start latent is noised to; "leading" at 1 + (S - 1) * (1000 // S).
 SETTINGS = (("plms", 50, None), ("plms", 30, None), ("plms", 25, None), ("ddim", 25, None),
             *(("dpm++", n, None) for n in (10, 15, 20, 25)), *(("dpm++", n, "trailing") for n in (10, 15, 20, 25)))
-
-
-def mean_colour_error(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
-    """CIELAB distance between the mean colours of two images inside the mask (delta E 1976)."""
-    lab = [cv2.cvtColor(x, cv2.COLOR_RGB2LAB).astype(np.float64) for x in (a, b)]
-    m = mask > 127
-    # OpenCV's 8-bit Lab: L * 255/100, a and b + 128
-    means = [np.array([x[..., 0][m].mean() * 100 / 255, x[..., 1][m].mean() - 128, x[..., 2][m].mean() - 128])
-             for x in lab]
-    return float(np.linalg.norm(means[0] - means[1]))
 
 
 def run(pipe, sample, sampler: str, steps: int, spacing: str | None, seed: int):

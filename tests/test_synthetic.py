@@ -162,3 +162,24 @@ def test_build_demo_end_to_end_at_toy_size(tmp_path):
         assert pipe.unet.config.in_channels == 13
     a, b = load_packed(tmp_path / "packed", "atv"), load_packed(tmp_path / "packed", "no_atv")
     assert any((p - q).abs().max() > 0 for p, q in zip(a.unet.parameters(), b.unet.parameters()))
+
+
+def test_colour_error_is_cielab_delta_e_of_the_mean_colours():
+    """sRGB -> CIELAB (D65) against scikit-image: float64 on both sides, so rounding is ~1e-12 on any CPU; the 1e-3
+    bound covers scikit-image's rounded constants of the dark linear segment (7.787 and 0.008856 for 841/108 and
+    (6/29)^3: up to 9e-5 measured). The error compares the mean colours inside the mask only."""
+    from skimage.color import rgb2lab
+
+    from stableviton.synthetic.evaluate import mean_colour_error, srgb_to_lab
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (16, 12, 3), dtype=np.uint8)
+    np.testing.assert_allclose(srgb_to_lab(rgb), rgb2lab(rgb), rtol=0, atol=1e-3)
+    mask = np.zeros((16, 12), np.uint8)
+    mask[4:12] = 255
+    other = rgb.copy()
+    other[~(mask > 127)] = 0  # outside the mask: ignored
+    assert mean_colour_error(rgb, other, mask) == 0.0
+    red, green = np.full((16, 12, 3), (200, 30, 30), np.uint8), np.full((16, 12, 3), (30, 200, 30), np.uint8)
+    expected = np.linalg.norm(rgb2lab(red[:1, :1])[0, 0] - rgb2lab(green[:1, :1])[0, 0])
+    assert mean_colour_error(red, green, mask) == pytest.approx(expected, rel=1e-9) and expected > 100

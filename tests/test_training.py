@@ -370,6 +370,13 @@ def test_min_snr_weights_and_loss(model):
     weights = min_snr_weights(model.noise_scheduler.alphas_cumprod, t, 5.0)
     torch.testing.assert_close(weights, expected, rtol=1e-5, atol=0)
     assert weights[0] < 0.1 and weights[2] == 1.0
+    # with a floor: x0-weight clamp(SNR, floor, gamma); eps-weight max(1, floor / SNR) at high noise
+    floored = min_snr_weights(model.noise_scheduler.alphas_cumprod, t, 5.0, floor=1.0)
+    expected_floor = torch.tensor(np.clip(snr, 1.0, 5.0) / snr)[t].float()
+    torch.testing.assert_close(floored, expected_floor, rtol=1e-5, atol=0)
+    assert floored[0] == weights[0] and floored[2] > 100  # SNR(999) = 0.0047: 1 / SNR = 212
+    only_floor = min_snr_weights(model.noise_scheduler.alphas_cumprod, t, None, floor=0.1)
+    torch.testing.assert_close(only_floor, torch.tensor(np.maximum(snr, 0.1) / snr)[t].float(), rtol=1e-5, atol=0)
 
     batch = pixel_batch(3)
     shape = model.encode_condition(batch, torch.Generator().manual_seed(0))["person"].shape

@@ -256,6 +256,26 @@ def test_min_snr_gamma_reaches_the_trainer(small, tmp_path):
     assert on["mse"] == off["mse"] and on["loss"] < off["loss"]  # weights <= 1; `mse` stays the plain MSE
 
 
+def test_snr_floor_reaches_the_trainer(small, tmp_path):
+    off = train(config(small, tmp_path / "off", "train.max_steps=1"))["history"][0]
+    on = train(config(small, tmp_path / "on", "train.max_steps=1", "train.snr_floor=1.0"))["history"][0]
+    assert on["mse"] == off["mse"] and on["loss"] > off["loss"]  # weights >= 1; `mse` stays the plain MSE
+
+
+def test_a_checkpoint_folder_loads_as_a_pipeline_with_its_ema_weights(ema_run):
+    """`evaluate.load_model` on a checkpoint: the run's base pipeline with the checkpoint's EMA weights."""
+    from stableviton.synthetic.evaluate import load_model
+
+    root, _, _ = ema_run
+    pipe = load_model(str(root / "ema" / "checkpoints" / "step_0000003"))
+    ema = _ckpt(root / "ema", 3, "ema")
+    loaded = {f"{n}.{k}": v for n in ("image_encoder", "unet", "garment_encoder")
+              for k, v in getattr(pipe, n).state_dict().items()}
+    assert all(torch.equal(loaded[k], ema[k]) for k in ema)
+    raw = _ckpt(root / "ema", 3)
+    assert any(not torch.equal(loaded[k], raw[k]) for k in raw)
+
+
 def test_init_from_an_export_a_trainable_file_and_a_pack(small, tmp_path):
     from stableviton.synthetic.build_demo import pack
 

@@ -3,7 +3,8 @@
     python -m stableviton.synthetic.evaluate WEIGHTS [WEIGHTS ...] --data outputs/synthetic_data --pairs 16
 
 For each held-out pair (the person with their own garment, sampling from pure noise so that no pixel of the
-answer leaks in): PSNR and SSIM of the generated garment region against the ground truth, and for every warp
+answer leaks in): PSNR and SSIM of the generated garment region against the ground truth, the colour error (CIELAB
+distance of the region's mean colours: is the garment the right colour, whatever its detail), and for every warp
 block the correspondence error (attention centre vs true garment token, in tokens) and map entropy at the last
 sampling step. Prints a markdown table per model and writes JSON.
 """
@@ -28,6 +29,7 @@ class PairResult:
     name: str
     psnr: float
     ssim: float
+    colour_error: float  # delta E 1976 between the mean colours in the mask
     blocks: dict  # block -> {"error_tokens", "entropy", "tokens", "size"}
 
 
@@ -46,6 +48,24 @@ def masked_quality(generated: np.ndarray, target: np.ndarray, mask: np.ndarray) 
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     crop = lambda a: torch.from_numpy(a[y0:y1, x0:x1].astype(np.float32) / 255).permute(2, 0, 1)[None]  # noqa
     return psnr, float(ssim(crop(generated), crop(target))[0])
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """uint8 sRGB (..., 3) -> CIELAB (D65), float64."""
+    c = np.asarray(rgb, np.float64) / 255.0
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    xyz = c @ np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
+                        [0.019334, 0.119193, 0.950227]]).T  # sRGB primaries, as scikit-image's rgb2lab
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+def mean_colour_error(generated: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
+    """Delta E 1976 between the mean CIELAB colours of two uint8 RGB images inside the mask (> 127)."""
+    m = np.asarray(mask) > 127
+    means = [srgb_to_lab(x)[m].mean(axis=0) for x in (generated, target)]
+    return float(np.linalg.norm(means[0] - means[1]))
 
 
 @dataclass
@@ -98,14 +118,16 @@ def evaluate(pipe, pairs: list[HeldOut], steps: int = 25, blocks=tuple(range(9))
             s = score_maps(probs, pair.correspondence, qhw, khw)
             uniform = score_maps(torch.full_like(probs, 1.0 / probs.shape[-1]), pair.correspondence, qhw, khw)
             per_block[b] = {**asdict(s), "uniform_error_tokens": uniform.error_tokens, "size": f"{qhw[0]}x{qhw[1]}"}
-        results.append(PairResult(pair.name, psnr, ssim_value, per_block))
+        results.append(PairResult(pair.name, psnr, ssim_value, mean_colour_error(generated, pair.person, pair.mask),
+                                  per_block))
     return results
 
 
 def summarise(results: list[PairResult]) -> dict:
     blocks = results[0].blocks.keys()
     summary = {"pairs": len(results), "psnr": float(np.mean([r.psnr for r in results])),
-               "ssim": float(np.mean([r.ssim for r in results])), "blocks": {}}
+               "ssim": float(np.mean([r.ssim for r in results])),
+               "colour_error": float(np.mean([r.colour_error for r in results])), "blocks": {}}
     for b in blocks:
         rows = [r.blocks[b] for r in results if r.blocks[b]["tokens"] > 0]
         weights = [x["tokens"] for x in rows]
@@ -119,7 +141,7 @@ def summarise(results: list[PairResult]) -> dict:
 
 def table(name: str, summary: dict) -> str:
     lines = [f"### {name}: {summary['pairs']} held-out pairs, masked PSNR {summary['psnr']:.2f} dB, "
-             f"SSIM {summary['ssim']:.3f}", "", "| warp block | maps | correspondence error (tokens) | uniform-map error | entropy |",
+             f"SSIM {summary['ssim']:.3f}, colour error {summary.get('colour_error', float('nan')):.1f} (delta E)", "", "| warp block | maps | correspondence error (tokens) | uniform-map error | entropy |",
              "|---|---|---|---|---|"]
     for b, s in summary["blocks"].items():
         lines.append(f"| {b} | {s['size']} | {s['error_tokens']:.2f} | {s['uniform_error_tokens']:.2f} | "
@@ -128,7 +150,9 @@ def table(name: str, summary: dict) -> str:
 
 
 def load_model(spec: str):
-    """A pipeline folder, or `FOLDER:NAME` for `build_demo.pack`'s compact files (e.g. `assets/demo_model:atv`)."""
+    """A pipeline folder, `FOLDER:NAME` for `build_demo.pack`'s compact files (e.g. `assets/demo_model:atv`), or a
+    training checkpoint folder (its EMA weights when it has them, on the run's `model.pretrained` pipeline): a run
+    can be measured while it trains."""
     folder, _, name = spec.rpartition(":")
     if folder and (Path(folder) / f"{name}_unet.safetensors").is_file():
         from .build_demo import load_packed
@@ -136,6 +160,10 @@ def load_model(spec: str):
         return load_packed(folder, name)
     from ..weights import load_pipeline
 
+    if (Path(spec) / "state.json").is_file():
+        from ..training.train import checkpoint_pipeline
+
+        return checkpoint_pipeline(spec)
     return load_pipeline(spec)
 
 

@@ -76,6 +76,9 @@ DEFAULTS: dict = {
         "ema_warmup": False,
         # Min-SNR-gamma loss weighting (Hang et al., ICCV 2023; e.g. 5.0; null = off, the official loss)
         "min_snr_gamma": None,
+        # raise the high-noise end to x0-weight max(SNR, snr_floor) (truncated SNR, Salimans & Ho 2022: 1.0;
+        # null = off, the official loss); combines with min_snr_gamma (see training.model.min_snr_weights)
+        "snr_floor": None,
         # start from these trainable weights with a fresh optimizer and step 0 (a resumed checkpoint wins):
         # a trainable.safetensors, a checkpoint folder, an exported folder (`<output_dir>/final`) or a packed
         # demo model `FOLDER:NAME` (stableviton.synthetic.build_demo.load_packed)

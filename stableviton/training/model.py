@@ -79,13 +79,20 @@ def _weighted_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tenso
     return (per_sample * weights.to(per_sample)).mean()
 
 
-def min_snr_weights(alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Min-SNR-gamma weights for epsilon prediction, min(SNR(t), gamma) / SNR(t) with SNR = a / (1 - a) of
-    `alphas_cumprod` (Hang et al., "Efficient Diffusion Training via Min-SNR Weighting Strategy", ICCV 2023):
-    down-weights the low-noise steps whose conflicting gradients slow convergence."""
+def min_snr_weights(alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma: float | None,
+                    floor: float | None = None) -> torch.Tensor:
+    """Epsilon-loss weights min(SNR(t), gamma) / SNR(t) with SNR = a / (1 - a) of `alphas_cumprod`: Min-SNR-gamma
+    (Hang et al., "Efficient Diffusion Training via Min-SNR Weighting Strategy", ICCV 2023) down-weights the
+    low-noise steps whose conflicting gradients slow convergence. `floor` also raises the high-noise end to
+    max(SNR, floor) / SNR, truncated-SNR weighting (Salimans & Ho, "Progressive Distillation", ICLR 2022, floor 1):
+    the x0 error an epsilon loss sees is SNR times smaller, so at t near T, where the garment's colour and the
+    layout are decided, a plain epsilon loss barely asks for the right x0."""
     a = alphas_cumprod.to(timesteps.device, torch.float64)[timesteps.long()]
     snr = a / (1 - a)
-    return (snr.clamp(max=gamma) / snr).float()
+    x0_weight = snr.clamp(max=gamma) if gamma else snr
+    if floor:
+        x0_weight = x0_weight.clamp(min=floor)
+    return (x0_weight / snr).float()
 
 
 def garment_encoder_used_modules(garment_encoder, num_features: int) -> list[str]:
@@ -115,12 +122,12 @@ class TrainingModel(nn.Module):
 
     def __init__(self, vae, image_encoder, unet, garment_encoder, atv_block: int = ATV_BLOCK,
                  atv_weight: float = ATV_WEIGHT, latent_sampling: str = "sample", train_unet: bool = False,
-                 min_snr_gamma: float | None = None):
+                 min_snr_gamma: float | None = None, snr_floor: float | None = None):
         """`train_unet`: also train the whole U-Net (a model trained from scratch, where no pretrained U-Net exists;
         the official recipe keeps Paint-by-Example's U-Net frozen). `min_snr_gamma`: Min-SNR loss weighting
         (`min_snr_weights`); None = the official unweighted loss."""
         super().__init__()
-        self.train_unet, self.min_snr_gamma = train_unet, min_snr_gamma
+        self.train_unet, self.min_snr_gamma, self.snr_floor = train_unet, min_snr_gamma, snr_floor
         self.vae, self.image_encoder, self.unet, self.garment_encoder = vae, image_encoder, unet, garment_encoder
         self.atv_block, self.atv_weight = atv_block, atv_weight
         if latent_sampling not in ("sample", "mean"):
@@ -258,8 +265,9 @@ class TrainingModel(nn.Module):
             noise = randn_tensor(z.shape, generator=generator, device=z.device, dtype=torch.float32)
         noisy = self.noise_scheduler.add_noise(z, noise, timesteps)
         weights = None
-        if self.min_snr_gamma:
-            weights = min_snr_weights(self.noise_scheduler.alphas_cumprod, timesteps, self.min_snr_gamma)
+        if self.min_snr_gamma or self.snr_floor:
+            weights = min_snr_weights(self.noise_scheduler.alphas_cumprod, timesteps, self.min_snr_gamma,
+                                      self.snr_floor)
         return training_loss(self.unet, self.garment_encoder, noisy, enc["condition"],
                              self.context(enc["embeds"], unconditional), enc["garment"], noise, timesteps,
                              warped_mask=batch["warped_mask"] if use_atv else None, atv_block=self.atv_block,

@@ -420,7 +420,8 @@ def train(cfg: dict) -> dict:
 
     model = TrainingModel(**build_components(cfg["model"], cfg["seed"]), atv_block=t_cfg["atv_block"],
                           atv_weight=t_cfg["atv_weight"], latent_sampling=t_cfg["latent_sampling"],
-                          train_unet=t_cfg["train_unet"], min_snr_gamma=t_cfg["min_snr_gamma"])
+                          train_unet=t_cfg["train_unet"], min_snr_gamma=t_cfg["min_snr_gamma"],
+                          snr_floor=t_cfg["snr_floor"])
     if t_cfg["init_from"]:
         model.load_trainable_state_dict(read_init_weights(t_cfg["init_from"], dict(model.trainable_named_parameters())))
         accelerator.print(f"initialised the trainable weights from {t_cfg['init_from']} (fresh optimizer)")
@@ -568,6 +569,25 @@ def export_pipeline(model: TrainingModel, cfg: dict, folder: Path, reload_frozen
         components = {n: getattr(model, n) for n in names}
     pipe = StableVITONPipeline(**components, scheduler=make_scheduler("plms"))
     pipe.save_pretrained(folder, safe_serialization=True)
+
+
+def checkpoint_pipeline(folder: str | Path, ema: bool = True):
+    """A pipeline from a checkpoint folder, built the way its run built the model (its saved config), with the EMA
+    weights when it has them (`ema=False`: the raw ones): a run can be measured while it trains."""
+    from safetensors.torch import load_file
+
+    from ..pipeline import StableVITONPipeline
+    from ..schedulers import make_scheduler
+
+    folder = Path(folder)
+    cfg = json.loads((folder / "state.json").read_text())["config"]
+    model = TrainingModel(**build_components(cfg["model"], cfg["seed"]), train_unet=cfg["train"]["train_unet"])
+    weights = folder / "ema.safetensors"
+    if not (ema and weights.is_file()):
+        weights = folder / "trainable.safetensors"
+    model.load_trainable_state_dict(load_file(str(weights)))
+    return StableVITONPipeline(**{n: getattr(model, n) for n in ("vae", "image_encoder", "unet", "garment_encoder")},
+                               scheduler=make_scheduler("plms"))
 
 
 def main(argv: list[str] | None = None) -> int:
