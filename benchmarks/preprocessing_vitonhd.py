@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from preprocessing.evaluation import DEFAULT_ROOT, PERSON_METRICS, evaluate  # noqa: E402
 
 SHORT = {"agnostic_iou": "agnostic IoU", "densepose_silhouette_iou": "DP silhouette IoU",
-         "densepose_part_accuracy": "DP part I", "parsing_miou": "parsing mIoU", "pose_error": "pose err"}
+         "densepose_part_accuracy": "DP part I", "parsing_miou": "parsing mIoU", "pose_error": "pose err",
+         "pose_error_confident": "pose err (ref conf >= 0.2)"}
 
 
 def main(argv=None) -> int:

@@ -8,7 +8,9 @@ At the model canvas (512x384 by default) with identity framing, per person photo
   dataset's JPEG colours decoded by the nearest palette colour, near-black = background);
 - ``parsing_miou``: mean IoU over six coarse classes against ``image-parse-v3``;
 - ``pose_error``: mean distance of BODY_25 points 0-9 and 12 (present in both) to ``openpose_json``, in shoulder
-  widths of the reference;
+  widths of the reference; ``pose_error_confident`` (a diagnostic, not a goal) only over the reference points
+  OpenPose itself gave a confidence of at least ``CONFIDENT`` (two of the six files put a wrist mid-forearm, at
+  0.07 and 0.10);
 and per garment ``garment_iou``: IoU of our garment mask with ``cloth-mask`` (thresholded at 128).
 """
 from __future__ import annotations
@@ -38,7 +40,8 @@ COARSE_CLASSES = {
 POSE_POINTS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12)
 RSHO, LSHO = 2, 5
 PERSON_METRICS = ("agnostic_iou", "densepose_silhouette_iou", "densepose_part_accuracy", "parsing_miou",
-                  "pose_error")
+                  "pose_error", "pose_error_confident")
+CONFIDENT = 0.2
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -70,9 +73,11 @@ def parsing_miou(ours: np.ndarray, ref: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
-def pose_error(ours_xy: np.ndarray, ref_xy: np.ndarray) -> float:
-    """Mean distance over POSE_POINTS present in both ((0, 0) = missing), in reference shoulder widths."""
-    width = float(np.linalg.norm(ref_xy[RSHO] - ref_xy[LSHO]))
+def pose_error(ours_xy: np.ndarray, ref_xy: np.ndarray, width_from: np.ndarray | None = None) -> float:
+    """Mean distance over POSE_POINTS present in both ((0, 0) = missing), in reference shoulder widths (of
+    `width_from`, default `ref_xy`)."""
+    w_ref = ref_xy if width_from is None else width_from
+    width = float(np.linalg.norm(w_ref[RSHO] - w_ref[LSHO]))
     present = lambda p: not (p[0] == 0 and p[1] == 0)  # noqa: E731
     d = [np.linalg.norm(ours_xy[i] - ref_xy[i]) for i in POSE_POINTS if present(ours_xy[i]) and present(ref_xy[i])]
     return float(np.mean(d) / width) if d and width > 0 else float("nan")
@@ -88,6 +93,7 @@ class Reference:
     densepose: np.ndarray  # uint8 HxW part index
     parsing: np.ndarray  # uint8 HxW CIHP ids
     keypoints: np.ndarray  # (25, 2) canvas pixels, (0, 0) = missing
+    confidence: np.ndarray  # (25,) OpenPose's own confidence
 
 
 def _resize_nearest(a: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -112,14 +118,15 @@ def load_reference(root: str | Path, name: str, size: tuple[int, int] = (512, 38
     if parse.ndim == 3:
         raise ValueError(f"{name}: image-parse-v3 must be a palette PNG of label ids")
     people = json.loads((root / "openpose_json" / f"{name}_keypoints.json").read_text())["people"]
-    kp = np.asarray(people[0]["pose_keypoints_2d"], np.float64).reshape(-1, 3)[:25, :2]
+    raw = np.asarray(people[0]["pose_keypoints_2d"], np.float64).reshape(-1, 3)[:25]
+    kp, confidence = raw[:, :2].copy(), raw[:, 2].copy()
     missing = (kp[:, 0] == 0) & (kp[:, 1] == 0)
     kp = kp * np.array([sx, sy])
     kp[missing] = 0
     return Reference(name=name, image=photo.resize((size[1], size[0]), Image.BICUBIC),
                      agnostic_mask=_resize_nearest(mask.astype(np.uint8), size) > 0,
                      densepose=_resize_nearest(dp, size), parsing=_resize_nearest(parse.astype(np.uint8), size),
-                     keypoints=kp)
+                     keypoints=kp, confidence=confidence)
 
 
 def score_person(person, ref: Reference) -> dict[str, float]:
@@ -133,6 +140,9 @@ def score_person(person, ref: Reference) -> dict[str, float]:
         "densepose_part_accuracy": float((ours_dp[both] == ref.densepose[both]).mean()) if both.any() else 0.0,
         "parsing_miou": parsing_miou(person.parsing.labels, ref.parsing),
         "pose_error": pose_error(np.asarray(person.keypoints.xy, np.float64), ref.keypoints),
+        "pose_error_confident": pose_error(np.asarray(person.keypoints.xy, np.float64),
+                                           np.where((ref.confidence >= CONFIDENT)[:, None], ref.keypoints, 0.0),
+                                           width_from=ref.keypoints),
     }
 
 
