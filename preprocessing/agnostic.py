@@ -27,7 +27,8 @@ from .parsing import (
     FACE, LEFT_ARM, LEFT_LEG, LEFT_SHOE, PANTS, RIGHT_ARM, RIGHT_LEG, RIGHT_SHOE, SKIRT, SUNGLASSES, TORSO_SKIN,
     components_touching,
 )
-from .pose import LELB, LHIP, LSHO, LWRI, NECK, RELB, RHIP, RSHO, RWRI, Keypoints
+from .pose import LHIP, LSHO, LWRI, NECK, RHIP, RSHO, RWRI, Keypoints
+from .skeleton import hidden_wrist
 
 GRAY = 128
 HEAD_LABELS = (SUNGLASSES, FACE)  # CIHP 4, 13
@@ -79,13 +80,10 @@ def torso_points(kp: Keypoints, canvas_hw: tuple[int, int]) -> tuple[np.ndarray,
             else:
                 shoulder = pts[RSHO] if i == RHIP else pts[LSHO]
                 pts[i] = shoulder + np.array([0.0, 1.6 * a])
-    h, w = canvas_hw
-    for wrist, elbow in ((RWRI, RELB), (LWRI, LELB)):
-        # A hand in a pocket or behind the hip: the pose model is unsure of the wrist, but OpenPose (VITON-HD's
-        # keypoints) still reports it at low confidence, and the recipe draws the forearm down to it.
-        if not kp.present(wrist) and kp.present(elbow) and est is not None and np.isfinite(est[wrist]).all() \
-                and 0 <= est[wrist, 0] < w and 0 <= est[wrist, 1] < h and not (est[wrist] == 0).all():
-            pts[wrist] = est[wrist]
+    for wrist in (RWRI, LWRI):  # the recipe draws the forearm down to a hidden hand, as OpenPose reports it
+        hidden = hidden_wrist(kp, wrist, canvas_hw)
+        if hidden is not None:
+            pts[wrist] = hidden
     if float(np.linalg.norm(pts[LHIP] - pts[RHIP])) < 1e-3:  # degenerate: hips on top of each other
         mid = pts[RHIP]
         pts[RHIP], pts[LHIP] = mid - (pts[LSHO] - pts[RSHO]) / 2, mid + (pts[LSHO] - pts[RSHO]) / 2
