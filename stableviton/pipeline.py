@@ -102,6 +102,19 @@ class StableVITONPipeline(DiffusionPipeline):
         a = a.to(torch.float32)
         return (a.sqrt() * person_latent.float() + (1 - a).sqrt() * noise.float()).to(person_latent.dtype)
 
+    def _blend_outside_mask(self, latents: torch.Tensor, known: torch.Tensor, outside: torch.Tensor, t_next,
+                            generator) -> torch.Tensor:
+        """`latents` with the cells in `outside` replaced by `known` noised to `t_next` (None: after the last step,
+        `known` itself)."""
+        if t_next is None:
+            target = known
+        else:
+            a = self.scheduler.alphas_cumprod[int(t_next)].to(device=latents.device, dtype=torch.float32)
+            noise = randn_tensor(tuple(latents.shape), generator=generator, device=latents.device,
+                                 dtype=torch.float32)
+            target = a.sqrt() * known.float() + (1 - a).sqrt() * noise
+        return torch.where(outside.expand_as(latents), target.to(latents.dtype), latents)
+
     def enable_compile(self, mode: str | None = None, fullgraph: bool = False, backend: str = "inductor"):
         """Run each model call (garment encoder + U-Net) through `torch.compile`: CUDA graphs on CUDA
         (`mode=None` -> "reduce-overhead"), inductor's default on CPU. See `stableviton.compiled`."""
@@ -166,6 +179,7 @@ class StableVITONPipeline(DiffusionPipeline):
         latents: torch.Tensor | None = None,
         latent_sampling: str = "mean",
         repaint: bool = False,
+        blend_latents: bool = False,
         start_from: str | None = None,
         unconditional_garment: bool = True,
         output_type: str = "pil",
@@ -193,6 +207,11 @@ class StableVITONPipeline(DiffusionPipeline):
             guidance_scale: 1.0 = no guidance (official); > 1 uses the learnable unconditional vector.
             latent_sampling: 'mean' (deterministic) or 'sample' (the official posterior sampling) for VAE encodes.
             repaint: keep the person's own pixels outside the mask (official `--repaint`).
+            blend_latents: after every step, put the agnostic latent noised to the next timestep back wherever a
+                latent cell lies wholly outside the mask (Blended Latent Diffusion, Avrahami et al. 2023; RePaint
+                without resampling; diffusers' inpainting pipeline for 4-channel U-Nets). Not in the official
+                sampler (off by default): it keeps the context the model completes exact instead of trusting
+                the model to reproduce it, which a small model does poorly at high noise (the demo model).
             start_from: start latent noised to t = 999: 'person' (official StableVITON; the default when
                 person_image is given), 'agnostic' (SIFT-VTON's `--start_from_noised_agn`) or 'noise'.
             unconditional_garment: under guidance, the unconditional branch still runs the garment encoder and
@@ -273,6 +292,8 @@ class StableVITONPipeline(DiffusionPipeline):
         latents = latents.to(device=device, dtype=dtype)
 
         # 4. sampling loop
+        if blend_latents:  # latent cells whose 8x8 pixels all lie outside the mask
+            outside = F.avg_pool2d(keep, self.vae_scale_factor).to(device) > 1 - 1e-6
         if attention_store is not None:
             attention_store.reset()
             sizes = self.unet.warp_block_sizes(latent_hw)
@@ -297,6 +318,9 @@ class StableVITONPipeline(DiffusionPipeline):
                         eps_uncond, eps_cond = eps.chunk(2)
                         eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
                     latents = self.scheduler.step(eps, t, latents, **step_kwargs, return_dict=False)[0]
+                    if blend_latents:
+                        nxt = timesteps[i + 1] if i + 1 < len(timesteps) else None
+                        latents = self._blend_outside_mask(latents, condition[-n:, :4], outside, nxt, generator)
                     if callback_on_step_end is not None:
                         available = {"latents": latents, "noise_pred": eps, "context": context}
                         names = callback_on_step_end_tensor_inputs or ["latents"]

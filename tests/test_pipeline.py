@@ -217,3 +217,23 @@ def test_every_sampler_starts_from_the_person_noised_to_t999(pipe, inputs):
         torch.testing.assert_close(x, expected, rtol=0, atol=0)  # the same start whatever the sampler
     assert float(a.sqrt()) == pytest.approx(0.0682649, abs=1e-6)  # the official x_T: 0.0682649 z + 0.9976672 eps
     pipe.scheduler = make_scheduler("plms")
+
+
+def test_blended_latents_keep_the_agnostic_latent_outside_the_mask(pipe, inputs):
+    """blend_latents: after the last step every latent cell whose 8x8 pixels all lie outside the mask holds the
+    agnostic latent (copied, so exactly), the others the model's own values; every sampler, with guidance too."""
+    from stableviton.inputs import image_to_tensor
+
+    known = pipe._encode_latents(image_to_tensor(inputs["agnostic_image"], H, W, "agnostic"), "mean", None)[0]
+    keep = inputs["agnostic_mask"] < 128
+    outside = torch.from_numpy(keep.reshape(H // 8, 8, W // 8, 8).all(axis=(1, 3)))
+    assert 0 < outside.sum() < outside.numel()
+    for kw in (dict(sampler="plms"), dict(sampler="ddim"), dict(sampler="dpm++", num_inference_steps=3),
+               dict(sampler="plms", guidance_scale=2.0)):
+        blended = run(pipe, inputs, output_type="latent", blend_latents=True, **kw).images[0]
+        plain = run(pipe, inputs, output_type="latent", **kw).images[0]
+        assert torch.equal(blended[:, outside], known[:, outside]), kw
+        assert (plain[:, outside] - known[:, outside]).abs().mean() > 0.1, kw  # the tiny model alone does not
+        assert not torch.allclose(blended[:, ~outside], plain[:, ~outside]), kw  # the rest sees the context
+    again = run(pipe, inputs, output_type="latent", blend_latents=True, sampler="plms").images[0]
+    assert torch.equal(again, run(pipe, inputs, output_type="latent", blend_latents=True).images[0])  # seeded
