@@ -161,7 +161,7 @@ def load_model(weights: str | None, tiny: bool, device: str | None = None, demo:
             pipe.set_progress_bar_config(disable=True)
             return pipe, ModelInfo("demo", DEMO_DESCRIPTION, weights_help=str(e),
                                    size=(demo_model.HEIGHT, demo_model.WIDTH), blocks=demo_model.BLOCKS,
-                                   default_block=demo_model.ATV_BLOCK)
+                                   default_block=demo_model.ATV_BLOCK, call_extras=dict(demo_model.CALL_EXTRAS))
         return None, ModelInfo("none", "No StableVITON weights found: preprocessing works, try-on is off.",
                                weights_help=str(e))
 

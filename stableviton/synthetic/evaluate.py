@@ -100,14 +100,16 @@ def from_sample(name: str, s) -> HeldOut:
     return HeldOut(name, s.agnostic, s.agnostic_mask, s.densepose, s.garment, s.person, s.correspondence)
 
 
-def evaluate(pipe, pairs: list[HeldOut], steps: int = 25, blocks=tuple(range(9)), seed: int = 0) -> list[PairResult]:
+def evaluate(pipe, pairs: list[HeldOut], steps: int = 25, blocks=tuple(range(9)), seed: int = 0,
+             **call_kwargs) -> list[PairResult]:
+    """`call_kwargs` go to the pipeline call (e.g. `blend_latents=True`, the demo app's setting)."""
     results = []
     for i, pair in enumerate(pairs):
         h, w = pair.mask.shape
         store = AttentionStore(blocks=blocks)
         out = pipe(pair.agnostic, pair.mask, pair.densepose, pair.garment, height=h, width=w,
                    num_inference_steps=steps, generator=torch.Generator().manual_seed(seed + i),
-                   attention_store=store, output_type="pil")
+                   attention_store=store, output_type="pil", **call_kwargs)
         generated = np.asarray(out.images[0])
         psnr, ssim_value = masked_quality(generated, pair.person, pair.mask)
         last = max(store.timesteps)
