@@ -124,7 +124,8 @@ DEMO_DESCRIPTION = (
     "**Synthetic-domain demo model** (no StableVITON checkpoint found). A small StableVITON (10.5 M parameters, "
     "same architecture and code path) trained by this project on a 2-core CPU, on drawn people wearing drawn "
     f"garments, at {demo_model.WIDTH}x{demo_model.HEIGHT}. It tries on the held-out synthetic examples below, "
-    "blurrily: it learned where to look on the garment (warp block 6) sooner than how to draw it. On real photos "
+    "blurrily and with the colour pulled towards brown: it learned where to look on the garment (warp block 6) "
+    "sooner than how to draw it. On real photos "
     "its output is out of its domain: for those add the released VITON-HD checkpoint (see *How to add the released "
     "checkpoint*).")
 

@@ -33,7 +33,8 @@ BLOCKS = (6, 7, 8)
 ATV_BLOCK = 6  # configs/stage2_atv.yaml; the block where the maps learned to correspond, shown first
 # The app samples it with `blend_latents`: the context outside the mask stays the agnostic latent instead of the
 # small model's redrawing of it, which at high noise regresses to the dataset's mean and pulls the garment's colour
-# with it (12 held-out pairs, PLMS 25 from pure noise: masked PSNR 15.0 -> 17.2 dB, colour error 27.4 -> 21.6).
+# with it (64 held-out pairs, PLMS 25 from pure noise, benchmark.json: masked PSNR 16.89 -> 17.47 dB, colour error
+# 19.0 -> 17.8; on the session-4 weights 14.53 -> 17.00 dB).
 CALL_EXTRAS = {"blend_latents": True}
 
 
