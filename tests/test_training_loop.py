@@ -295,3 +295,37 @@ def test_init_from_an_export_a_trainable_file_and_a_pack(small, tmp_path):
         assert all(torch.equal(got[k], expect[k]) for k in expect), name
     later = train(config(small, tmp_path / "later", "train.max_steps=1", f"train.init_from={source / 'final'}"))
     assert later["step"] == 1 and (tmp_path / "later/checkpoints/step_0000001").is_dir()  # a new schedule
+
+
+# -- learning-rate cooldown ------------------------------------------------------------------------------------
+def test_learning_rate_schedules():
+    from stableviton.training.train import learning_rate_at
+
+    c = {"learning_rate": 2e-4, "lr_schedule": "linear", "lr_decay_start": 100, "max_steps": 300, "lr_min_ratio": 0.1}
+    assert [learning_rate_at(s, c) for s in (0, 100)] == [2e-4, 2e-4]  # held until the cooldown starts
+    assert learning_rate_at(200, c) == pytest.approx(2e-4 * (0.1 + 0.9 * 0.5))
+    assert learning_rate_at(300, c) == pytest.approx(2e-5) and learning_rate_at(900, c) == pytest.approx(2e-5)
+    c["lr_schedule"] = "cosine"
+    assert learning_rate_at(150, c) == pytest.approx(2e-4 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi / 4))))
+    assert learning_rate_at(5, dict(c, lr_schedule="constant")) == 2e-4
+    with pytest.raises(ValueError, match="lr_schedule"):
+        learning_rate_at(0, dict(c, lr_schedule="step"))
+    with pytest.raises(ValueError, match="lr_decay_start"):
+        learning_rate_at(0, dict(c, lr_decay_start=-1))
+
+
+def test_cooldown_reaches_the_optimizer_and_resumes_bit_for_bit(small, tmp_path):
+    """Linear cooldown from step 3 to 6: the logged rates follow it, the weights part from a constant-rate run
+    after step 4 (rate 2/3 of it), and a run resumed at step 3 ends bit for bit where a straight one does."""
+    common = ["train.learning_rate=1e-2", "checkpoint.every=3", "checkpoint.keep=null"]
+    cool = ["train.lr_schedule=linear", "train.lr_decay_start=3", *common]
+    straight_and_resumed(small, tmp_path, cool)
+    train(config(small, tmp_path / "constant", "train.max_steps=6", *common))
+    log = [json.loads(line) for line in (tmp_path / "straight/logs/train_log.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in log] == pytest.approx([1e-2, 1e-2, 1e-2, 1e-2, 1e-2 * 2 / 3, 1e-2 / 3])
+    a, b = _ckpt(tmp_path / "straight", 6), _ckpt(tmp_path / "resumed", 6)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c3, s3 = _ckpt(tmp_path / "constant", 3), _ckpt(tmp_path / "straight", 3)
+    assert all(torch.equal(c3[k], s3[k]) for k in c3)
+    c6 = _ckpt(tmp_path / "constant", 6)
+    assert any(not torch.equal(c6[k], a[k]) for k in a)

@@ -53,6 +53,14 @@ DEFAULTS: dict = {
         "batch_size": 16,  # per process; official: 32 in total (2 GPUs x 16)
         "gradient_accumulation_steps": 1,
         "learning_rate": 1.0e-4,
+        # constant (official) | linear | cosine: hold learning_rate until step lr_decay_start, then anneal it to
+        # learning_rate x lr_min_ratio at max_steps (a cooldown, as in warmup-stable-decay schedules: Hägele et
+        # al., NeurIPS 2024, show that a constant rate plus a final cooldown matches a full cosine schedule, so a
+        # long constant-rate run can be annealed at the end without restarting); a function of the step and
+        # max_steps only, so resuming with the same max_steps stays exact
+        "lr_schedule": "constant",
+        "lr_decay_start": 0,
+        "lr_min_ratio": 0.0,
         "adam_beta1": 0.9,
         "adam_beta2": 0.999,
         "adam_epsilon": 1.0e-8,

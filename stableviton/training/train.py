@@ -183,6 +183,22 @@ class EncodedDataset(torch.utils.data.Dataset):
         return {k: v[index] for k, v in self.tensors.items()}
 
 
+def learning_rate_at(step: int, t_cfg: dict) -> float:
+    """The rate of the optimizer step after `step` earlier ones (see `train.lr_schedule` in the config)."""
+    base, kind = float(t_cfg["learning_rate"]), t_cfg["lr_schedule"]
+    if kind == "constant":
+        return base
+    if kind not in ("linear", "cosine"):
+        raise ValueError(f"train.lr_schedule must be constant, linear or cosine, not {kind!r}")
+    start, end = int(t_cfg["lr_decay_start"]), int(t_cfg["max_steps"])
+    if start < 0:
+        raise ValueError(f"train.lr_decay_start must be a step >= 0, not {start}")
+    progress = min(max((step - start) / max(end - start, 1), 0.0), 1.0)
+    shape = 1.0 - progress if kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+    low = base * float(t_cfg["lr_min_ratio"])
+    return low + (base - low) * shape
+
+
 # -- EMA and initial weights ----------------------------------------------------------------------------------
 class EMA:
     """Exponential moving average of the trainable weights, kept in float32 (fp16/bf16 rounding would swallow
@@ -436,6 +452,7 @@ def train(cfg: dict) -> dict:
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=t_cfg["learning_rate"],
                                   betas=(t_cfg["adam_beta1"], t_cfg["adam_beta2"]), eps=t_cfg["adam_epsilon"],
                                   weight_decay=t_cfg["weight_decay"], fused=t_cfg["fused_optimizer"] or None)
+    learning_rate_at(0, t_cfg)  # a bad schedule fails before any encoding work
     d = cfg["data"]
     dataset = TryOnDataset(d["root"], split="train", mode="paired", height=d["height"], width=d["width"],
                            layout=d["dataset"], pairs_file=d["pairs_file"], augment_config=cfg["augment"],
@@ -502,6 +519,8 @@ def train(cfg: dict) -> dict:
                 sums[k] += getattr(out, k).detach().float() / accum
         if t_cfg["max_grad_norm"]:
             accelerator.clip_grad_norm_(params, t_cfg["max_grad_norm"])
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate_at(step, t_cfg)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if ema is not None:
@@ -512,6 +531,7 @@ def train(cfg: dict) -> dict:
         if step % cfg["log"]["every"] == 0 or step == t_cfg["max_steps"]:
             values = {k: accelerator.reduce(v, reduction="mean").item() for k, v in sums.items()}
             values["steps_per_s"] = (step - s0) / max(time.perf_counter() - t0, 1e-9)
+            values["lr"] = learning_rate_at(step - 1, t_cfg)
             history.append({"step": step, **values})
             logger.log(values, step)
             progress.set_postfix(loss=f"{values['loss']:.4f}", atv=f"{values['atv']:.2e}")
