@@ -329,3 +329,21 @@ def test_cooldown_reaches_the_optimizer_and_resumes_bit_for_bit(small, tmp_path)
     assert all(torch.equal(c3[k], s3[k]) for k in c3)
     c6 = _ckpt(tmp_path / "constant", 6)
     assert any(not torch.equal(c6[k], a[k]) for k in a)
+
+
+def test_model_vae_reads_a_packed_vae_and_a_folder(tmp_path):
+    """`model.vae` accepts `build_demo.pack`'s vae.safetensors (fp16 -> fp32, config from the metadata) as well as
+    a diffusers folder: the same weights either way."""
+    from stableviton.synthetic.build_demo import pack
+    from stableviton.tiny import tiny_components
+    from stableviton.training.train import load_vae
+
+    vae = tiny_components(3)["vae"]
+    vae.save_pretrained(tmp_path / "vae")
+    pack(tmp_path / "vae", tmp_path / "packed", "vae")
+    folder, packed = load_vae(str(tmp_path / "vae")), load_vae(str(tmp_path / "packed" / "vae.safetensors"))
+    want = vae.state_dict()
+    assert all(torch.equal(folder.state_dict()[k], want[k]) for k in want)
+    public = lambda m: {k: v for k, v in m.config.items() if not k.startswith("_")}  # noqa: E731
+    assert packed.dtype == torch.float32 and public(packed) == public(folder)
+    assert all(torch.equal(packed.state_dict()[k], want[k].half().float()) for k in want)

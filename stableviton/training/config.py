@@ -25,7 +25,8 @@ DEFAULTS: dict = {
         # ... or, when `pretrained` is null, Paint-by-Example (diffusers folder / Hub id / ldm .ckpt): the
         # official initialisation.
         "paint_by_example": None,
-        # optional VAE to swap in (official: the VITON-HD fine-tuned VAE): diffusers folder or ldm .ckpt
+        # optional VAE to swap in (official: the VITON-HD fine-tuned VAE): diffusers folder, ldm .ckpt or a
+        # `build_demo.pack` vae.safetensors
         "vae": None,
         "clip_num_attention_heads": None,  # not visible in weight shapes; default hidden/64 (16 for ViT-L/14)
         # default (non-zero) init for the hint conv and the warp blocks' proj_out, keeping one zero layer on the

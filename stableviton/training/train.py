@@ -47,12 +47,33 @@ def load_vae(path: str):
     p = Path(path).expanduser()
     if p.is_dir():
         return AutoencoderKL.from_pretrained(p, subfolder="vae" if (p / "vae").is_dir() else None)
+    packed = _packed_vae(p)
+    if packed is not None:
+        return packed
     sd, _ = load_state_dict_file(p)
     if not any(k.startswith(VAE) for k in sd):  # a bare VAE file (the official fine-tuned VAE): add the prefix
         sd = {VAE + k: v for k, v in sd.items() if not k.startswith("loss.")}
     cfg = infer_vae_config(sd)
     vae = AutoencoderKL(**cfg)
     vae.load_state_dict(convert_vae(sd, cfg), strict=True)
+    return vae
+
+
+def _packed_vae(path: Path):
+    """A `vae.safetensors` written by `stableviton.synthetic.build_demo.pack` (config in the metadata, keys
+    `vae.*`, fp16) as an fp32 AutoencoderKL; None for any other file."""
+    from diffusers import AutoencoderKL
+    from safetensors import safe_open
+
+    if path.suffix != ".safetensors":
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        if "vae" not in meta or not all(k.startswith("vae.") for k in f.keys()):
+            return None
+        state = {k[len("vae."):]: f.get_tensor(k).float() for k in f.keys()}
+    vae = AutoencoderKL(**{k: v for k, v in json.loads(meta["vae"]).items() if not k.startswith("_")})
+    vae.load_state_dict(state, strict=True)
     return vae
 
 
