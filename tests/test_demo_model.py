@@ -148,13 +148,13 @@ def test_shipped_model_tries_on_and_attends_as_reported(summary):
 
 
 @shipped
-def test_shipped_model_as_the_app_samples_it(shipped_pipe, summary):
-    """With the app's `blend_latents` the same pairs come out as reported, and better than the model sampled alone
-    (measured 18.32 vs 18.06 dB on these 4 pairs; 17.47 vs 16.89 on the benchmark's 64). Fixed seeds, fp32 on fp16
-    weights: with AVX-512, AVX2 and SSE kernels (ATen, MKL, oneDNN limited) the numbers agree to 3e-5 dB and 3e-5
-    delta E; the margins (0.3 dB, 1.0 delta E) leave room for other torch versions."""
-    blended = demo.regression_summary(shipped_pipe, **demo.CALL_EXTRAS)
-    reported = demo.report(demo.DEMO_DIR)["regression_as_sampled"]
+def test_shipped_model_with_blended_latents(shipped_pipe, summary):
+    """`blend_latents` on the same pairs comes out as reported (measured 18.38 dB vs 18.51 without on these 4
+    pairs; 17.65 vs 17.71 on the benchmark's 64, so the app leaves it off). Fixed seeds, fp32 on fp16 weights: with
+    AVX-512, AVX2 and SSE kernels (ATen, MKL, oneDNN limited) the numbers agree to 1e-5 dB and 1e-4 delta E
+    (measured on these weights); the margins (0.3 dB, 1.0 delta E) leave room for other torch versions."""
+    blended = demo.regression_summary(shipped_pipe, **demo.BLENDED)
+    reported = demo.report(demo.DEMO_DIR)["regression_blended"]
     assert blended["psnr"] > reported["psnr"] - 0.3 and blended["colour_error"] < reported["colour_error"] + 1.0, \
         (blended, reported)
-    assert blended["psnr"] > summary["psnr"] + 0.1, (blended["psnr"], summary["psnr"])
+    assert blended["psnr"] != summary["psnr"]  # the option reaches the sampler
