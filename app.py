@@ -50,8 +50,8 @@ PREVIEWS = 8  # live previews per try-on (the latent through a linear map: free 
 MAX_STEPS = 100
 # The page's default: DPM-Solver++ 15 steps = 15 model calls, against 32 for PLMS 30 and 51 for the official PLMS
 # 50. Measured on the demo model (benchmarks/results/sampler_quality.md, 32 held-out pairs): its result differs from
-# PLMS 50's by 3.7/255 in the garment region (PLMS 30: 1.9), with the same masked PSNR (14.1 vs 14.3 dB) and
-# correspondence error (1.85 tokens).
+# PLMS 50's by 1.35/255 in the garment region (PLMS 30: 0.24), with the same masked PSNR (17.51 vs 17.46 dB) and
+# correspondence error (1.76 tokens).
 DEFAULT_SAMPLER, DEFAULT_STEPS = "dpm++", 15
 MAX_GUIDANCE = 10.0
 MAX_SEED = 2**32 - 1
