@@ -108,6 +108,29 @@ def test_small_vae_training_reduces_the_loss_and_saves_a_loadable_model(tmp_path
     assert z.shape == (1, 4, 16, 12)
 
 
+def test_decoder_only_fine_tuning_keeps_the_latent_space(tmp_path):
+    """`decoder_only`: the encoder, quant_conv and scaling factor stay bit for bit (a trained diffusion model's
+    latents still fit), the decoder changes."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from stableviton.synthetic.train_vae import train
+
+    args = dict(batch=2, crop=(64, 48), height=128, width=96, lr=1e-3, log_every=10)
+    train(tmp_path / "base", steps=1, **args)
+    base = AutoencoderKL.from_pretrained(tmp_path / "base")
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    train(tmp_path / "ft", steps=3, init=base, decoder_only=True, **args)
+    tuned = AutoencoderKL.from_pretrained(tmp_path / "ft")
+    after = tuned.state_dict()
+    kept = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
+    assert kept and all(torch.equal(before[k], after[k]) for k in kept)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    assert tuned.config.scaling_factor == base.config.scaling_factor
+    with pytest.raises(ValueError, match="init"):
+        train(tmp_path / "none", steps=1, decoder_only=True, **args)
+
+
 def test_dataset_does_not_depend_on_the_number_of_workers(tmp_path):
     write_dataset(tmp_path / "one", 3, 1, height=64, width=48, seed=2)
     write_dataset(tmp_path / "two", 3, 1, height=64, width=48, seed=2, workers=2)

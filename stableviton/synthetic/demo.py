@@ -34,8 +34,8 @@ ATV_BLOCK = 6  # configs/stage2_atv.yaml; the block where the maps learned to co
 # `blend_latents` (Blended Latent Diffusion: the context outside the mask stays the agnostic latent instead of the
 # model's redrawing of it) is benchmarked beside the official sampler. It helped while the small model redrew the
 # context poorly at high noise (64 held-out pairs, PLMS 25, masked PSNR: session-4 weights 14.53 -> 17.00 dB,
-# session 5 16.89 -> 17.47); the session-6 weights draw it well enough that it no longer does (17.71 -> 17.65 dB,
-# SSIM 0.601 -> 0.593, colour error 17.7 -> 17.6), so the app samples the demo model with the official sampler.
+# session 5 16.89 -> 17.47); the session-6 weights draw it well enough that it no longer does (18.33 -> 18.31 dB,
+# SSIM 0.628 -> 0.618, colour error 16.9 -> 16.7), so the app samples the demo model with the official sampler.
 BLENDED = {"blend_latents": True}
 CALL_EXTRAS: dict = {}  # the app's extra pipeline arguments for the demo model
 

@@ -10,6 +10,7 @@ close to the unit-variance scale the diffusion model expects (the scaling factor
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -70,22 +71,32 @@ def edge_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def train(out_dir: str | Path, steps: int = 3000, batch: int = 8, crop=(128, 96), height: int = 256,
           width: int = 192, lr: float = 2e-4, kl_weight: float = 1e-6, seed: int = 0,
           log_every: int = 100, device: str = "cpu", workers: int = 0, crops_per_image: int = 1,
-          max_minutes: float | None = None, init: AutoencoderKL | None = None) -> dict:
-    """`init`: a VAE to continue from (e.g. an earlier build's) instead of a fresh `SMALL_VAE`."""
+          max_minutes: float | None = None, init: AutoencoderKL | None = None, decoder_only: bool = False) -> dict:
+    """`init`: a VAE to continue from (e.g. an earlier build's) instead of a fresh `SMALL_VAE`.
+    `decoder_only`: train only the decoder (and post_quant_conv) of `init`, so that its latent space, scaling
+    factor included, stays the one a trained diffusion model expects (as SD's ft-MSE decoder and StableVITON's
+    VITON-HD VAE were fine-tuned)."""
+    if decoder_only and init is None:
+        raise ValueError("decoder_only needs the VAE to fine-tune (init)")
     torch.manual_seed(seed)
     vae = (init if init is not None else AutoencoderKL(**SMALL_VAE)).float().to(device)
     vae.train()
     loader = iter(torch.utils.data.DataLoader(_Crops(seed, batch, height, width, crop, crops_per_image),
                                               batch_size=None, num_workers=workers))
-    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()] if decoder_only else vae.parameters()
+    if decoder_only:
+        vae.encoder.requires_grad_(False)
+        vae.quant_conv.requires_grad_(False)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     history = []
     start = time.perf_counter()
     for step in tqdm(range(1, steps + 1), desc="VAE"):
         x = next(loader).to(device)
-        posterior = vae.encode(x).latent_dist
+        with torch.no_grad() if decoder_only else contextlib.nullcontext():
+            posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample()).sample
         rec = F.l1_loss(recon, x) + edge_loss(recon, x)
-        loss = rec + kl_weight * posterior.kl().mean()
+        loss = rec if decoder_only else rec + kl_weight * posterior.kl().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -98,7 +109,8 @@ def train(out_dir: str | Path, steps: int = 3000, batch: int = 8, crop=(128, 96)
     with torch.no_grad():  # unit-variance latents for the diffusion model, as SD's 0.18215
         x = image_batch(np.random.default_rng(seed + 1), 32, height, width, None).to(device)
         z = vae.encode(x).latent_dist.mean
-        vae.register_to_config(scaling_factor=float(1.0 / z.std()))
+        if not decoder_only:  # a fine-tuned decoder keeps the latent space and its scale
+            vae.register_to_config(scaling_factor=float(1.0 / z.std()))
         psnr = -10 * torch.log10(F.mse_loss(vae.decode(z).sample.clamp(-1, 1), x) / 4).item()
     out_dir = Path(out_dir)
     vae.to("cpu").save_pretrained(out_dir)
