@@ -98,9 +98,12 @@ class StableVITONPipeline(DiffusionPipeline):
         forward `sqrt(a) z + sqrt(1 - a) eps` with a = alphas_cumprod[999]. Computed here rather than with
         `scheduler.add_noise`: DPM-Solver's looks t up in its inference grid, and t = 999 is on none of its
         "leading" grids (it then noised to the grid's last, nearly clean step)."""
-        a = self.scheduler.alphas_cumprod[self.scheduler.config.num_train_timesteps - 1].to(person_latent.device)
-        a = a.to(torch.float32)
-        return (a.sqrt() * person_latent.float() + (1 - a).sqrt() * noise.float()).to(person_latent.dtype)
+        return self._noised(person_latent, noise, self.scheduler.config.num_train_timesteps - 1)
+
+    def _noised(self, latent: torch.Tensor, noise: torch.Tensor, t) -> torch.Tensor:
+        """The DDPM forward `sqrt(a) z + sqrt(1 - a) eps`, a = alphas_cumprod[t], in float32."""
+        a = self.scheduler.alphas_cumprod[int(t)].to(device=latent.device, dtype=torch.float32)
+        return (a.sqrt() * latent.float() + (1 - a).sqrt() * noise.float()).to(latent.dtype)
 
     def _blend_outside_mask(self, latents: torch.Tensor, known: torch.Tensor, outside: torch.Tensor, t_next,
                             generator) -> torch.Tensor:
@@ -109,10 +112,9 @@ class StableVITONPipeline(DiffusionPipeline):
         if t_next is None:
             target = known
         else:
-            a = self.scheduler.alphas_cumprod[int(t_next)].to(device=latents.device, dtype=torch.float32)
             noise = randn_tensor(tuple(latents.shape), generator=generator, device=latents.device,
                                  dtype=torch.float32)
-            target = a.sqrt() * known.float() + (1 - a).sqrt() * noise
+            target = self._noised(known, noise, t_next)
         return torch.where(outside.expand_as(latents), target.to(latents.dtype), latents)
 
     def enable_compile(self, mode: str | None = None, fullgraph: bool = False, backend: str = "inductor"):

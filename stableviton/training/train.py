@@ -47,9 +47,10 @@ def load_vae(path: str):
     p = Path(path).expanduser()
     if p.is_dir():
         return AutoencoderKL.from_pretrained(p, subfolder="vae" if (p / "vae").is_dir() else None)
-    packed = _packed_vae(p)
-    if packed is not None:
-        return packed
+    if _is_packed_vae(p):
+        from ..synthetic.build_demo import load_packed_part
+
+        return load_packed_part(p, "vae")
     sd, _ = load_state_dict_file(p)
     if not any(k.startswith(VAE) for k in sd):  # a bare VAE file (the official fine-tuned VAE): add the prefix
         sd = {VAE + k: v for k, v in sd.items() if not k.startswith("loss.")}
@@ -59,22 +60,14 @@ def load_vae(path: str):
     return vae
 
 
-def _packed_vae(path: Path):
-    """A `vae.safetensors` written by `stableviton.synthetic.build_demo.pack` (config in the metadata, keys
-    `vae.*`, fp16) as an fp32 AutoencoderKL; None for any other file."""
-    from diffusers import AutoencoderKL
+def _is_packed_vae(path: Path) -> bool:
+    """A `vae.safetensors` written by `stableviton.synthetic.build_demo.pack` (its config in the metadata)."""
     from safetensors import safe_open
 
     if path.suffix != ".safetensors":
-        return None
+        return False
     with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        if "vae" not in meta or not all(k.startswith("vae.") for k in f.keys()):
-            return None
-        state = {k[len("vae."):]: f.get_tensor(k).float() for k in f.keys()}
-    vae = AutoencoderKL(**{k: v for k, v in json.loads(meta["vae"]).items() if not k.startswith("_")})
-    vae.load_state_dict(state, strict=True)
-    return vae
+        return "vae" in (f.metadata() or {})
 
 
 def build_components(model_cfg: dict, seed: int = 0) -> dict:
@@ -552,7 +545,7 @@ def train(cfg: dict) -> dict:
         if step % cfg["log"]["every"] == 0 or step == t_cfg["max_steps"]:
             values = {k: accelerator.reduce(v, reduction="mean").item() for k, v in sums.items()}
             values["steps_per_s"] = (step - s0) / max(time.perf_counter() - t0, 1e-9)
-            values["lr"] = learning_rate_at(step - 1, t_cfg)
+            values["lr"] = optimizer.param_groups[0]["lr"]  # the rate of the step just taken
             history.append({"step": step, **values})
             logger.log(values, step)
             progress.set_postfix(loss=f"{values['loss']:.4f}", atv=f"{values['atv']:.2e}")
