@@ -104,8 +104,9 @@ def train(out_dir: str | Path, steps: int = 3000, batch: int = 8, crop=(128, 96)
     factor included, stays the one a trained diffusion model expects (as SD's ft-MSE decoder and StableVITON's
     VITON-HD VAE were fine-tuned).
     `anchor_weight` (with `init`): train the whole VAE but keep the posterior means of `anchor_channels` near
-    `init`'s, or `anchor_to`'s (`anchor_loss`; `init` may then be a fresh or re-configured VAE), so a diffusion model trained on `init`'s latents needs only to adapt, and let the
-    others (e.g. a channel `init` left as noise) take what the encoder failed to carry; the scaling factor stays.
+    `init`'s, or `anchor_to`'s (`anchor_loss`; `init` may then be a fresh or re-configured VAE), with its scaling
+    factor, so that a diffusion model trained on those latents needs only to adapt, and let the other channels (e.g.
+    one the old encoder left as noise) take what the old latent failed to carry.
     `colour_weight`: add `colour_loss`; `probe_weight`: add a `ColourProbe` on the posterior mean (not with
     `decoder_only`, which cannot change what the latent carries)."""
     if (decoder_only or anchor_weight) and init is None:
@@ -128,8 +129,8 @@ def train(out_dir: str | Path, steps: int = 3000, batch: int = 8, crop=(128, 96)
     loader = iter(torch.utils.data.DataLoader(_Crops(seed, batch, height, width, crop, crops_per_image),
                                               batch_size=None, num_workers=workers))
     params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()] if decoder_only else [*vae.parameters()]
-    probe = ColourProbe(vae.config.latent_channels, 2 ** (len(vae.config.block_out_channels) - 1)).to(device)
-    if probe_weight:
+    if probe_weight:  # built only when asked: its init draws from torch's RNG, which the posterior samples share
+        probe = ColourProbe(vae.config.latent_channels, 2 ** (len(vae.config.block_out_channels) - 1)).to(device)
         params += [*probe.parameters()]
     if decoder_only:
         vae.encoder.requires_grad_(False)
@@ -143,9 +144,10 @@ def train(out_dir: str | Path, steps: int = 3000, batch: int = 8, crop=(128, 96)
             posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample()).sample
         rec = F.l1_loss(recon, x) + edge_loss(recon, x)
-        if colour_weight:
-            rec = rec + colour_weight * colour_loss(recon, x)
         loss = rec if decoder_only else rec + kl_weight * posterior.kl().mean()
+        if colour_weight:
+            colour = colour_loss(recon, x)
+            loss = loss + colour_weight * colour
         if probe_weight:
             probe_mse = probe(posterior.mean, x)
             loss = loss + probe_weight * probe_mse
@@ -160,6 +162,7 @@ def train(out_dir: str | Path, steps: int = 3000, batch: int = 8, crop=(128, 96)
         out_of_time = max_minutes is not None and time.perf_counter() - start > 60 * max_minutes
         if step % log_every == 0 or step == steps or out_of_time:
             history.append({"step": step, "l1_edge": round(rec.item(), 5), "s": round(time.perf_counter() - start, 1),
+                            **({"colour": round(colour.item(), 5)} if colour_weight else {}),
                             **({"anchor": round(anchor.item(), 5)} if reference is not None else {}),
                             **({"probe": round(probe_mse.item(), 5)} if probe_weight else {})})
         if out_of_time:
