@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -317,3 +319,18 @@ def test_vae_colour_benchmark_finds_the_shipped_latent_colour_blind(capsys):
     row = capsys.readouterr().out.strip().splitlines()[-1].split("|")
     l_star, a_star, _ = (float(v) for v in row[5].split("/"))
     assert row[1].strip() == "shipped" and l_star > 0.75 and a_star < 0.1, row
+
+
+def test_train_vae_command_builds_the_colour_recipe(tmp_path):
+    """`python -m stableviton.synthetic.train_vae --norm-groups 8 --probe-weight 1 --colour-weight 1`: the recipe the
+    colour benchmark points to (benchmarks/results/vae_colour.md) is reachable from the command line."""
+    from diffusers import AutoencoderKL
+
+    from stableviton.synthetic.train_vae import main
+
+    main([str(tmp_path / "vae"), "--steps", "1", "--batch", "1", "--norm-groups", "8", "--probe-weight", "1",
+          "--colour-weight", "1"])
+    vae = AutoencoderKL.from_pretrained(tmp_path / "vae")
+    assert vae.config.norm_num_groups == 8
+    log = json.loads((tmp_path / "vae" / "training_log.json").read_text())["history"][-1]
+    assert log["probe"] > 0 and log["colour"] > 0

@@ -192,9 +192,19 @@ def main(argv=None) -> None:
     ap.add_argument("--max-minutes", type=float, default=None)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--workers", type=int, default=0, help="DataLoader processes drawing the images")
+    ap.add_argument("--norm-groups", type=int, default=None,
+                    help="GroupNorm groups of a fresh VAE (default 32, one channel per group at its 32-channel "
+                         "levels; 8 gives SD's 4 channels per group, which let the decoder draw flat colours)")
+    ap.add_argument("--colour-weight", type=float, default=0.0, help="weight of the 8x8 cell mean-colour L1")
+    ap.add_argument("--probe-weight", type=float, default=0.0, help="weight of the latent colour read-out")
     a = ap.parse_args(argv)
+    init = None
+    if a.norm_groups is not None:
+        torch.manual_seed(a.seed)
+        init = AutoencoderKL(**{**SMALL_VAE, "norm_num_groups": a.norm_groups})
     report = train(a.out_dir, steps=a.steps, batch=a.batch, seed=a.seed, device=a.device, workers=a.workers,
-                   lr=a.lr, max_minutes=a.max_minutes)
+                   lr=a.lr, max_minutes=a.max_minutes, init=init, colour_weight=a.colour_weight,
+                   probe_weight=a.probe_weight)
     print(json.dumps({k: v for k, v in report.items() if k != "history"}))
 
 
