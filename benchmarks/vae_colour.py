@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stableviton.synthetic import demo  # noqa: E402
-from stableviton.synthetic.vae_colour import decoder_colour_ceiling, latent_colour_r2, reconstruction  # noqa: E402
+from stableviton.synthetic.vae_colour import (  # noqa: E402
+    decoder_colour_ceiling, encode, latent_colour_r2, reconstruction)
 
 
 def load_vae(spec: str):
@@ -48,14 +48,12 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|---|---|")
     for spec in a.vaes:
         vae = load_vae(spec)
-        rec = reconstruction(vae, persons, masks)
-        gar = reconstruction(vae, garments, garment_masks)
-        with torch.no_grad():
-            dist = vae.encode(torch.from_numpy(np.concatenate([persons, garments])).permute(0, 3, 1, 2).float()
-                              / 127.5 - 1).latent_dist
-        r2 = latent_colour_r2(dist.mean, np.concatenate([persons, garments]))
-        ceiling = decoder_colour_ceiling(vae, persons[:a.ceiling_pairs], masks[:a.ceiling_pairs],
-                                         iterations=a.ceiling_iterations)
+        dist = encode(vae, np.concatenate([persons, garments]))  # persons first, then garments
+        z, n, k = dist.mean, len(persons), a.ceiling_pairs
+        rec = reconstruction(vae, z[:n], persons, masks)
+        gar = reconstruction(vae, z[n:], garments, garment_masks)
+        r2 = latent_colour_r2(z, np.concatenate([persons, garments]))
+        ceiling = decoder_colour_ceiling(vae, z[:k], persons[:k], masks[:k], iterations=a.ceiling_iterations)
         std = " ".join(f"{v:.2f}" for v in dist.std.mean(dim=(0, 2, 3)).tolist())
         print(f"| {spec} | {rec['masked_psnr']:.2f} | {rec['colour_error']:.1f} | {gar['colour_error']:.1f} | "
               f"{r2[0]:.2f} / {r2[1]:.2f} / {r2[2]:.2f} | {std} | {ceiling['colour_error']:.1f} |", flush=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import time
 from pathlib import Path
@@ -119,8 +120,6 @@ def train(out_dir: str | Path, steps: int = 3000, batch: int = 8, crop=(128, 96)
     vae = (init if init is not None else AutoencoderKL(**SMALL_VAE)).float().to(device)
     reference = None
     if anchor_weight:
-        import copy
-
         reference = copy.deepcopy(anchor_to if anchor_to is not None else vae).float().to(device)
         reference.eval().requires_grad_(False)
         vae.register_to_config(scaling_factor=reference.config.scaling_factor)  # its latent space, scale included
@@ -129,8 +128,9 @@ def train(out_dir: str | Path, steps: int = 3000, batch: int = 8, crop=(128, 96)
     loader = iter(torch.utils.data.DataLoader(_Crops(seed, batch, height, width, crop, crops_per_image),
                                               batch_size=None, num_workers=workers))
     params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()] if decoder_only else [*vae.parameters()]
+    cell = 2 ** (len(vae.config.block_out_channels) - 1)  # pixels per latent cell
     if probe_weight:  # built only when asked: its init draws from torch's RNG, which the posterior samples share
-        probe = ColourProbe(vae.config.latent_channels, 2 ** (len(vae.config.block_out_channels) - 1)).to(device)
+        probe = ColourProbe(vae.config.latent_channels, cell).to(device)
         params += [*probe.parameters()]
     if decoder_only:
         vae.encoder.requires_grad_(False)
@@ -146,7 +146,7 @@ def train(out_dir: str | Path, steps: int = 3000, batch: int = 8, crop=(128, 96)
         rec = F.l1_loss(recon, x) + edge_loss(recon, x)
         loss = rec if decoder_only else rec + kl_weight * posterior.kl().mean()
         if colour_weight:
-            colour = colour_loss(recon, x)
+            colour = colour_loss(recon, x, cell)
             loss = loss + colour_weight * colour
         if probe_weight:
             probe_mse = probe(posterior.mean, x)

@@ -13,15 +13,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..inputs import image_to_tensor
+from ..training.visualize import to_u8
 from .evaluate import masked_quality, mean_colour_error, srgb_to_lab
 
 
-def _to_tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+def encode(vae, images: np.ndarray):
+    """The posterior of uint8 (N, H, W, 3) images."""
+    with torch.no_grad():
+        return vae.encode(image_to_tensor(images, *images.shape[1:3])).latent_dist
 
 
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    return ((x.detach().clamp(-1, 1).permute(0, 2, 3, 1).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+def reconstruction(vae, latents: torch.Tensor, images: np.ndarray, masks: np.ndarray) -> dict:
+    """Decode `latents` (for the VAE alone: `encode(vae, images).mean`) and score them against `images` inside
+    `masks`: masked PSNR, mean colour error."""
+    with torch.no_grad():
+        out = [to_u8(x) for x in vae.decode(latents).sample]
+    return {"masked_psnr": float(np.mean([masked_quality(o, i, m)[0] for o, i, m in zip(out, images, masks)])),
+            "colour_error": float(np.mean([mean_colour_error(o, i, m) for o, i, m in zip(out, images, masks)]))}
 
 
 def _quadratic(z: np.ndarray) -> np.ndarray:
@@ -45,26 +54,15 @@ def latent_colour_r2(latents: torch.Tensor, images: np.ndarray, channels=None) -
     return 1.0 - (residual**2).mean(0) / y[1::2].var(0)
 
 
-@torch.no_grad()
-def reconstruction(vae, persons: np.ndarray, masks: np.ndarray) -> dict:
-    """The VAE alone (posterior mean) on uint8 persons: masked PSNR and mean colour error inside the masks."""
-    out = _to_uint8(vae.decode(vae.encode(_to_tensor(persons)).latent_dist.mean).sample)
-    return {"masked_psnr": float(np.mean([masked_quality(o, p, m)[0] for o, p, m in zip(out, persons, masks)])),
-            "colour_error": float(np.mean([mean_colour_error(o, p, m) for o, p, m in zip(out, persons, masks)]))}
-
-
-def decoder_colour_ceiling(vae, persons: np.ndarray, masks: np.ndarray, iterations: int = 300,
-                           lr: float = 0.05) -> dict:
+def decoder_colour_ceiling(vae, latents: torch.Tensor, images: np.ndarray, masks: np.ndarray,
+                           iterations: int = 300, lr: float = 0.05) -> dict:
     """Optimise the latents themselves (from the encoder's, Adam, L1 + cell-colour loss) and score their decoding."""
     from .train_vae import colour_loss
 
-    x = _to_tensor(persons)
-    with torch.no_grad():
-        z = vae.encode(x).latent_dist.mean.clone()
-    z.requires_grad_(True)
-    params = [p for p in vae.parameters()]
-    flags = [p.requires_grad for p in params]
-    vae.requires_grad_(False)
+    x = image_to_tensor(images, *images.shape[1:3])
+    z = latents.detach().clone().requires_grad_(True)
+    flags = [(p, p.requires_grad) for p in vae.parameters()]
+    vae.requires_grad_(False)  # gradients for the latents only
     opt = torch.optim.Adam([z], lr=lr)
     try:
         for _ in range(iterations):
@@ -74,9 +72,6 @@ def decoder_colour_ceiling(vae, persons: np.ndarray, masks: np.ndarray, iteratio
             loss.backward()
             opt.step()
     finally:
-        for p, f in zip(params, flags):
-            p.requires_grad_(f)
-    with torch.no_grad():
-        out = _to_uint8(vae.decode(z).sample)
-    return {"colour_error": float(np.mean([mean_colour_error(o, p, m) for o, p, m in zip(out, persons, masks)])),
-            "masked_psnr": float(np.mean([masked_quality(o, p, m)[0] for o, p, m in zip(out, persons, masks)]))}
+        for p, flag in flags:
+            p.requires_grad_(flag)
+    return reconstruction(vae, z.detach(), images, masks)
