@@ -256,7 +256,7 @@ def test_build_demo_end_to_end_at_toy_size(tmp_path):
     main(["--out", str(tmp_path / "out"), "--export", str(tmp_path / "packed"), "--train-pairs", "4",
           "--test-pairs", "2", "--vae-steps", "0", "--vae-from", str(vae0),
           "--stage1-steps", "2", "--settle-steps", "1", "--stage2-steps", "2", "--height", "64", "--width", "48",
-          "--batch", "2", "--workers", "1"])
+          "--batch", "2", "--workers", "1", "--set", "train.ema_decay=0.9"])
     a, b = load_file(vae0), load_file(tmp_path / "packed" / "vae.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     shipped, given = (load_packed_part(p, "vae") for p in (tmp_path / "packed" / "vae.safetensors", vae0))
@@ -268,6 +268,9 @@ def test_build_demo_end_to_end_at_toy_size(tmp_path):
 
     cfgs = {run: yaml.safe_load((tmp_path / "out" / run / "config.yaml").read_text()) for run in ("atv", "no_atv")}
     assert cfgs["atv"]["train"]["use_atv"] and not cfgs["no_atv"]["train"]["use_atv"]
+    stage1 = yaml.safe_load((tmp_path / "out" / "stage1" / "config.yaml").read_text())
+    assert cfgs["atv"]["train"]["ema_decay"] == cfgs["no_atv"]["train"]["ema_decay"] == \
+        stage1["train"]["ema_decay"] == 0.9  # --set reaches every U-Net run
     assert cfgs["atv"]["data"]["cache_file"] == cfgs["no_atv"]["data"]["cache_file"]
     assert cfgs["atv"]["model"]["pretrained"] == cfgs["no_atv"]["model"]["pretrained"] == \
         str(tmp_path / "out" / "settle" / "final")
@@ -278,6 +281,27 @@ def test_build_demo_end_to_end_at_toy_size(tmp_path):
         assert pipe.unet.config.in_channels == 13
     a, b = load_packed(tmp_path / "packed", "atv"), load_packed(tmp_path / "packed", "no_atv")
     assert any((p - q).abs().max() > 0 for p, q in zip(a.unet.parameters(), b.unet.parameters()))
+
+
+def test_build_demo_fresh_vae_options(tmp_path):
+    """`--vae-norm-groups` builds a fresh VAE with that GroupNorm layout (it cannot re-shape a given one), and the
+    VAE training options are refused where no VAE is trained."""
+    import pytest
+    import torch
+
+    from stableviton.synthetic.build_demo import main
+    from stableviton.synthetic.train_vae import fresh_vae
+
+    g8, g32 = fresh_vae(8), fresh_vae()
+    groups = {m.num_groups for m in g8.modules() if isinstance(m, torch.nn.GroupNorm)}
+    assert groups == {8} and {m.num_groups for m in g32.modules() if isinstance(m, torch.nn.GroupNorm)} == {32}
+    assert g8.config.norm_num_groups == 8
+    a, b = fresh_vae(8, seed=1), fresh_vae(8, seed=1)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))  # seeded
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--vae-from", "x.safetensors", "--vae-norm-groups", "8"])
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--vae-steps", "0", "--vae-probe-weight", "1"])
 
 
 def test_colour_error_is_cielab_delta_e_of_the_mean_colours():

@@ -115,6 +115,11 @@ def main(argv=None) -> None:
     ap.add_argument("--vae-lr", type=float, default=2e-4)
     ap.add_argument("--vae-from", default=None, help="a packed vae.safetensors to continue from")
     ap.add_argument("--vae-crops", type=int, default=1, help="random crops per rendered image in VAE batches")
+    ap.add_argument("--vae-norm-groups", type=int, default=None,
+                    help="GroupNorm groups of a fresh VAE (8: the decoder can draw flat colours; train_vae.fresh_vae)")
+    ap.add_argument("--vae-colour-weight", type=float, default=0.0, help="train_vae colour_weight (cell colour L1)")
+    ap.add_argument("--vae-probe-weight", type=float, default=0.0,
+                    help="train_vae probe_weight (a linear colour read-out of the latent, so that it carries colour)")
     ap.add_argument("--stage1-minutes", type=float, default=None, help="wall-clock budget of stage 1")
     ap.add_argument("--stage1-steps", type=int, default=None)
     ap.add_argument("--settle-steps", type=int, default=0,
@@ -128,7 +133,13 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=None, help="training batch size (default: the configs')")
     ap.add_argument("--pixels", action="store_true",
                     help="train on pixels with augmentation instead of encoding every pair once (cached latents)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for every U-Net run, e.g. train.ema_decay=0.999 (repeatable)")
     a = ap.parse_args(argv)
+    if a.vae_from and a.vae_norm_groups:
+        ap.error("--vae-norm-groups configures a fresh VAE; --vae-from continues one with its own")
+    if a.vae_steps == 0 and (a.vae_norm_groups or a.vae_colour_weight or a.vae_probe_weight):
+        ap.error("the --vae-* training options need --vae-steps > 0")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     log = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "args": vars(a)}
@@ -142,6 +153,7 @@ def main(argv=None) -> None:
             Path(a.export).mkdir(parents=True, exist_ok=True)
             (Path(a.export) / "build_log.json").write_text(json.dumps(log, indent=1))
 
+    from .train_vae import fresh_vae
     from .train_vae import train as train_vae
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -156,6 +168,8 @@ def main(argv=None) -> None:
         _wait(data)
     crop = (min(128, a.height), min(96, a.width))
     init = load_packed_part(a.vae_from, "vae") if a.vae_from else None  # continue an earlier build's VAE
+    if a.vae_norm_groups:
+        init = fresh_vae(a.vae_norm_groups)
     if a.vae_steps == 0:  # use it as it is (scaling factor included): e.g. the shipped VAE, trained on a GPU
         if init is None:
             raise SystemExit("--vae-steps 0 needs --vae-from (a packed vae.safetensors)")
@@ -164,7 +178,8 @@ def main(argv=None) -> None:
     else:
         vae = train_vae(out / "vae", steps=a.vae_steps, batch=16, crop=crop, height=a.height, width=a.width,
                         lr=a.vae_lr, device=device, workers=vae_workers if device == "cuda" else 0,
-                        crops_per_image=a.vae_crops, max_minutes=a.vae_minutes, init=init)
+                        crops_per_image=a.vae_crops, max_minutes=a.vae_minutes, init=init,
+                        colour_weight=a.vae_colour_weight, probe_weight=a.vae_probe_weight)
         note("vae", {k: v for k, v in vae.items() if k != "history"} | {"last": vae["history"][-1]})
     _wait(data)
     note("data", f"{a.train_pairs} train / {a.test_pairs} test pairs")
@@ -179,6 +194,7 @@ def main(argv=None) -> None:
                    "augment.hflip_p=0", "augment.color=false"]
     if device == "cpu":
         common.append("train.mixed_precision=no")
+    common += a.set  # last, so that they override
     s1 = common + [f"output_dir={out / 'stage1'}", f"model.vae={out / 'vae'}"]
     if a.stage1_minutes:
         s1.append(f"train.max_minutes={a.stage1_minutes}")

@@ -30,6 +30,14 @@ SMALL_VAE = {**configs.VAE, "block_out_channels": (32, 64, 64, 64), "layers_per_
              "scaling_factor": 1.0}
 
 
+def fresh_vae(norm_groups: int | None = None, seed: int = 0) -> AutoencoderKL:
+    """A newly initialised `SMALL_VAE`; `norm_groups` 8 gives 4 channels per GroupNorm group at its 32-channel
+    levels (SD's 128/32), where the default 32 leaves one, which standardises each channel over the image and loses
+    a flat region's absolute colour (benchmarks/results/vae_colour.md)."""
+    torch.manual_seed(seed)
+    return AutoencoderKL(**{**SMALL_VAE, **({"norm_num_groups": norm_groups} if norm_groups else {})})
+
+
 def image_batch(rng, batch: int, height: int, width: int, crop: tuple[int, int] | None,
                 crops_per_image: int = 1) -> torch.Tensor:
     """[-1, 1] (B, 3, h, w) crops of every image kind the pipeline encodes (several crops per rendering when
@@ -198,10 +206,7 @@ def main(argv=None) -> None:
     ap.add_argument("--colour-weight", type=float, default=0.0, help="weight of the 8x8 cell mean-colour L1")
     ap.add_argument("--probe-weight", type=float, default=0.0, help="weight of the latent colour read-out")
     a = ap.parse_args(argv)
-    init = None
-    if a.norm_groups is not None:
-        torch.manual_seed(a.seed)
-        init = AutoencoderKL(**{**SMALL_VAE, "norm_num_groups": a.norm_groups})
+    init = fresh_vae(a.norm_groups, a.seed) if a.norm_groups is not None else None
     report = train(a.out_dir, steps=a.steps, batch=a.batch, seed=a.seed, device=a.device, workers=a.workers,
                    lr=a.lr, max_minutes=a.max_minutes, init=init, colour_weight=a.colour_weight,
                    probe_weight=a.probe_weight)
