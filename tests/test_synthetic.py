@@ -358,3 +358,15 @@ def test_train_vae_command_builds_the_colour_recipe(tmp_path):
     assert vae.config.norm_num_groups == 8
     log = json.loads((tmp_path / "vae" / "training_log.json").read_text())["history"][-1]
     assert log["probe"] > 0 and log["colour"] > 0
+    # the session-8 lineage: continue it (--init) on whole images, its latent space anchored to another VAE's
+    from stableviton.synthetic.train_vae import fresh_vae
+
+    ref = fresh_vae(8, seed=3)  # another encoder: the anchor term is then > 0 from the first step
+    ref.register_to_config(scaling_factor=0.5)
+    ref.save_pretrained(tmp_path / "ref")
+    main([str(tmp_path / "cont"), "--steps", "1", "--batch", "1", "--init", str(tmp_path / "vae"), "--anchor-to",
+          str(tmp_path / "ref"), "--anchor-channels", "0", "1", "3", "--height", "32", "--width", "24", "--no-crop"])
+    cont = AutoencoderKL.from_pretrained(tmp_path / "cont")
+    assert cont.config.norm_num_groups == 8 and cont.config.scaling_factor == 0.5  # the anchor's latent space
+    log = json.loads((tmp_path / "cont" / "training_log.json").read_text())["history"][-1]
+    assert log["anchor"] > 0

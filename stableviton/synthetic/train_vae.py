@@ -2,6 +2,16 @@
 
     python -m stableviton.synthetic.train_vae OUT_DIR --steps 3000
 
+The demo VAE since session 8 (a fresh one that keeps the shipped latent space on channels 0, 1, 3 and puts colour
+into channel 2), in two runs on 2 CPU cores:
+
+    python -m stableviton.synthetic.train_vae A --norm-groups 8 --init-seed 0 --seed 5 \
+        --anchor-to assets/demo_model/vae.safetensors --anchor-channels 0 1 3 --probe-weight 1 --colour-weight 1 \
+        --batch 16 --height 128 --width 96 --no-crop --lr 5e-4 --max-minutes 28 --steps 100000
+    python -m stableviton.synthetic.train_vae B --init A --seed 21 --anchor-to assets/demo_model/vae.safetensors \
+        --anchor-channels 0 1 3 --probe-weight 3 --colour-weight 1 --batch 16 --height 128 --width 96 --no-crop \
+        --lr 3e-4 --max-minutes 45 --steps 100000
+
 Trained on random crops of freshly generated person, garment, agnostic and DensePose images with L1 + an edge
 term (flat colours and sharp borders are what this domain is made of) and a small KL weight, so its latents stay
 close to the unit-variance scale the diffusion model expects (the scaling factor is measured at the end).
@@ -205,11 +215,32 @@ def main(argv=None) -> None:
                          "levels; 8 gives SD's 4 channels per group, which let the decoder draw flat colours)")
     ap.add_argument("--colour-weight", type=float, default=0.0, help="weight of the 8x8 cell mean-colour L1")
     ap.add_argument("--probe-weight", type=float, default=0.0, help="weight of the latent colour read-out")
+    ap.add_argument("--height", type=int, default=256, help="rendered image size")
+    ap.add_argument("--width", type=int, default=192)
+    ap.add_argument("--no-crop", action="store_true", help="train on whole images instead of 128x96 crops")
+    ap.add_argument("--init", default=None, help="a VAE folder or packed vae.safetensors to continue")
+    ap.add_argument("--anchor-to", default=None,
+                    help="keep this VAE's latent space (folder or pack, e.g. assets/demo_model/vae.safetensors): "
+                         "the --anchor-channels' posterior means and its scaling factor")
+    ap.add_argument("--anchor-weight", type=float, default=1.0)
+    ap.add_argument("--anchor-channels", type=int, nargs="+", default=[0, 1, 2, 3])
+    ap.add_argument("--init-seed", type=int, default=None, help="seed of a fresh --norm-groups VAE (default --seed)")
     a = ap.parse_args(argv)
-    init = fresh_vae(a.norm_groups, a.seed) if a.norm_groups is not None else None
+    if a.init and a.norm_groups is not None:
+        ap.error("--norm-groups configures a fresh VAE; --init continues one with its own")
+    from ..training.train import load_vae
+
+    init = load_vae(a.init) if a.init else None
+    if a.norm_groups is not None:
+        init = fresh_vae(a.norm_groups, a.seed if a.init_seed is None else a.init_seed)
+    if a.anchor_to and init is None:
+        init = fresh_vae(None, a.seed if a.init_seed is None else a.init_seed)
+    anchor = {"anchor_to": load_vae(a.anchor_to), "anchor_weight": a.anchor_weight,
+              "anchor_channels": tuple(a.anchor_channels)} if a.anchor_to else {}
     report = train(a.out_dir, steps=a.steps, batch=a.batch, seed=a.seed, device=a.device, workers=a.workers,
                    lr=a.lr, max_minutes=a.max_minutes, init=init, colour_weight=a.colour_weight,
-                   probe_weight=a.probe_weight)
+                   probe_weight=a.probe_weight, height=a.height, width=a.width,
+                   crop=None if a.no_crop else (128, 96), **anchor)
     print(json.dumps({k: v for k, v in report.items() if k != "history"}))
 
 
