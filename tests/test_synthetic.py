@@ -304,6 +304,36 @@ def test_build_demo_fresh_vae_options(tmp_path):
         main(["--out", str(tmp_path), "--vae-steps", "0", "--vae-probe-weight", "1"])
 
 
+def test_standardise_latent_channels_is_an_exact_reparametrisation():
+    """The chosen channel comes out at zero mean and unit std (times the scaling factor) on the images it was
+    measured on, the others and every decoding unchanged. float32 throughout: the affine fold (one multiply-add per
+    weight) moves outputs by a few ulp (measured 3e-6 on the session-8 VAE), so 1e-4 holds on any x86 CPU; a fold
+    that forgot the shift or the posterior std would be off by the channel's mean or the noise scale (> 0.01)."""
+    import torch
+
+    from stableviton.synthetic.train_vae import fresh_vae, image_batch, standardise_latent_channels
+
+    vae = fresh_vae(8, seed=2).eval()
+    with torch.no_grad():  # make channel 1 large and offset, like the anchored colour channel was
+        vae.quant_conv.weight[1] *= 5
+        vae.quant_conv.bias[1] += 3
+    x = image_batch(np.random.default_rng(0), 4, 64, 48, None)
+    new = standardise_latent_channels(vae, x, (1,))
+    sf = vae.config.scaling_factor
+    with torch.no_grad():
+        a, b = vae.encode(x).latent_dist, new.encode(x).latent_dist
+        z = b.mean * sf
+        assert abs(z[:, 1].mean().item()) < 1e-4 and abs(z[:, 1].std().item() - 1) < 1e-4
+        assert torch.equal(a.mean[:, [0, 2, 3]], b.mean[:, [0, 2, 3]])
+        k = (b.mean[:, 1] / a.mean[:, 1].sub(a.mean[:, 1].mean())).median()
+        torch.testing.assert_close(b.std[:, 1], a.std[:, 1] * k, rtol=1e-4, atol=0)  # the noise scales with it
+        torch.testing.assert_close(new.decode(b.mean).sample, vae.decode(a.mean).sample, rtol=0, atol=1e-4)
+        eps = torch.randn_like(a.mean)  # a posterior sample decodes the same too
+        torch.testing.assert_close(new.decode(b.mean + b.std * eps).sample, vae.decode(a.mean + a.std * eps).sample,
+                                   rtol=0, atol=1e-4)
+    assert new.config.scaling_factor == sf and vae.quant_conv.bias[1] != new.quant_conv.bias[1]  # a copy
+
+
 def test_colour_error_is_cielab_delta_e_of_the_mean_colours():
     """sRGB -> CIELAB (D65) against scikit-image: float64 on both sides, so rounding is ~1e-12 on any CPU; the 1e-3
     bound covers scikit-image's rounded constants of the dark linear segment (7.787 and 0.008856 for 841/108 and
@@ -348,6 +378,7 @@ def test_vae_colour_benchmark_finds_the_shipped_latent_colour_blind(capsys):
 def test_train_vae_command_builds_the_colour_recipe(tmp_path):
     """`python -m stableviton.synthetic.train_vae --norm-groups 8 --probe-weight 1 --colour-weight 1`: the recipe the
     colour benchmark points to (benchmarks/results/vae_colour.md) is reachable from the command line."""
+    import torch
     from diffusers import AutoencoderKL
 
     from stableviton.synthetic.train_vae import main
@@ -370,3 +401,8 @@ def test_train_vae_command_builds_the_colour_recipe(tmp_path):
     assert cont.config.norm_num_groups == 8 and cont.config.scaling_factor == 0.5  # the anchor's latent space
     log = json.loads((tmp_path / "cont" / "training_log.json").read_text())["history"][-1]
     assert log["anchor"] > 0
+    main([str(tmp_path / "std"), "--init", str(tmp_path / "cont"), "--standardise", "2", "--height", "32",
+          "--width", "24"])  # no training: the same VAE, channel 2 reparametrised
+    std = AutoencoderKL.from_pretrained(tmp_path / "std")
+    assert not torch.equal(std.quant_conv.bias, cont.quant_conv.bias)
+    assert torch.equal(std.quant_conv.weight[[0, 1, 3]], cont.quant_conv.weight[[0, 1, 3]])

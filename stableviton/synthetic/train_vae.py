@@ -11,6 +11,9 @@ into channel 2), in two runs on 2 CPU cores:
     python -m stableviton.synthetic.train_vae B --init A --seed 21 --anchor-to assets/demo_model/vae.safetensors \
         --anchor-channels 0 1 3 --probe-weight 3 --colour-weight 1 --batch 16 --height 128 --width 96 --no-crop \
         --lr 3e-4 --max-minutes 45 --steps 100000
+    python -m stableviton.synthetic.train_vae C --init B --standardise 2 --seed 1 --height 128 --width 96
+
+(the last: channel 2 came out at 4.6x the std of the others; `standardise_latent_channels` says why that matters.)
 
 Trained on random crops of freshly generated person, garment, agnostic and DensePose images with L1 + an edge
 term (flat colours and sharp borders are what this domain is made of) and a small KL weight, so its latents stay
@@ -46,6 +49,29 @@ def fresh_vae(norm_groups: int | None = None, seed: int = 0) -> AutoencoderKL:
     a flat region's absolute colour (benchmarks/results/vae_colour.md)."""
     torch.manual_seed(seed)
     return AutoencoderKL(**{**SMALL_VAE, **({"norm_num_groups": norm_groups} if norm_groups else {})})
+
+
+def standardise_latent_channels(vae: AutoencoderKL, images: torch.Tensor, channels) -> AutoencoderKL:
+    """`vae` with `channels` of its latent shifted and scaled so that, times the scaling factor, they have zero mean
+    and unit std on `images` ([-1, 1] (B, 3, H, W)); the others untouched and every reconstruction the same.
+    Why: a channel trained to carry colour (anchored fine-tune) came out at 4.6x the std of the others; a diffusion
+    model's noise then never drowns it (its SNR at the last step is ~20x the rest), so sampling from pure noise starts
+    from the wrong distribution (Lin et al., WACV 2024, "Common diffusion noise schedules ... are flawed").
+    Exact: the posterior mean and std of channel c become k (mu - m) and k sigma (quant_conv), and post_quant_conv
+    reads z / k + m, so the decoder sees what it saw."""
+    vae = copy.deepcopy(vae)
+    with torch.no_grad():
+        z = vae.encode(images).latent_dist.mean * vae.config.scaling_factor
+        c_total = vae.config.latent_channels
+        for c in channels:
+            m, k = z[:, c].mean() / vae.config.scaling_factor, 1.0 / z[:, c].std()  # in latent units; k scaled
+            q, p = vae.quant_conv, vae.post_quant_conv
+            q.weight[c] *= k
+            q.bias[c] = (q.bias[c] - m) * k
+            q.bias[c_total + c] += 2 * torch.log(k)  # log-variance: std times k
+            p.bias += p.weight[:, c, 0, 0] * m
+            p.weight[:, c] /= k
+    return vae
 
 
 def image_batch(rng, batch: int, height: int, width: int, crop: tuple[int, int] | None,
@@ -225,7 +251,18 @@ def main(argv=None) -> None:
     ap.add_argument("--anchor-weight", type=float, default=1.0)
     ap.add_argument("--anchor-channels", type=int, nargs="+", default=[0, 1, 2, 3])
     ap.add_argument("--init-seed", type=int, default=None, help="seed of a fresh --norm-groups VAE (default --seed)")
+    ap.add_argument("--standardise", nargs="+", type=int, default=None, metavar="CHANNEL",
+                    help="no training: write --init with these latent channels standardised (standardise_latent_"
+                         "channels, measured on 32 images drawn with --seed at --height x --width)")
     a = ap.parse_args(argv)
+    if a.standardise is not None:
+        if not a.init:
+            ap.error("--standardise needs --init (the VAE to reparametrise)")
+        from ..training.train import load_vae
+
+        x = image_batch(np.random.default_rng(a.seed), 32, a.height, a.width, None)
+        standardise_latent_channels(load_vae(a.init).eval(), x, a.standardise).save_pretrained(a.out_dir)
+        return
     if a.init and a.norm_groups is not None:
         ap.error("--norm-groups configures a fresh VAE; --init continues one with its own")
     from ..training.train import load_vae
