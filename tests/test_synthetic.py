@@ -286,16 +286,16 @@ def test_build_demo_end_to_end_at_toy_size(tmp_path):
 def test_build_demo_fresh_vae_options(tmp_path):
     """`--vae-norm-groups` builds a fresh VAE with that GroupNorm layout (it cannot re-shape a given one), and the
     VAE training options are refused where no VAE is trained."""
-    import pytest
     import torch
 
     from stableviton.synthetic.build_demo import main
     from stableviton.synthetic.train_vae import fresh_vae
 
-    g8, g32 = fresh_vae(8), fresh_vae()
-    groups = {m.num_groups for m in g8.modules() if isinstance(m, torch.nn.GroupNorm)}
-    assert groups == {8} and {m.num_groups for m in g32.modules() if isinstance(m, torch.nn.GroupNorm)} == {32}
-    assert g8.config.norm_num_groups == 8
+    def groups(vae):
+        return {m.num_groups for m in vae.modules() if isinstance(m, torch.nn.GroupNorm)}
+
+    g8 = fresh_vae(8)
+    assert groups(g8) == {8} and groups(fresh_vae()) == {32} and g8.config.norm_num_groups == 8
     a, b = fresh_vae(8, seed=1), fresh_vae(8, seed=1)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))  # seeded
     with pytest.raises(SystemExit):
@@ -382,7 +382,7 @@ def test_train_vae_command_builds_the_colour_recipe(tmp_path):
     import torch
     from diffusers import AutoencoderKL
 
-    from stableviton.synthetic.train_vae import main
+    from stableviton.synthetic.train_vae import fresh_vae, main
 
     main([str(tmp_path / "vae"), "--steps", "1", "--batch", "1", "--norm-groups", "8", "--probe-weight", "1",
           "--colour-weight", "1"])
@@ -391,8 +391,6 @@ def test_train_vae_command_builds_the_colour_recipe(tmp_path):
     log = json.loads((tmp_path / "vae" / "training_log.json").read_text())["history"][-1]
     assert log["probe"] > 0 and log["colour"] > 0
     # the session-8 lineage: continue it (--init) on whole images, its latent space anchored to another VAE's
-    from stableviton.synthetic.train_vae import fresh_vae
-
     ref = fresh_vae(8, seed=3)  # another encoder: the anchor term is then > 0 from the first step
     ref.register_to_config(scaling_factor=0.5)
     ref.save_pretrained(tmp_path / "ref")

@@ -62,10 +62,9 @@ def standardise_latent_channels(vae: AutoencoderKL, images: torch.Tensor, channe
     vae = copy.deepcopy(vae)
     with torch.no_grad():
         z = vae.encode(images).latent_dist.mean * vae.config.scaling_factor
-        c_total = vae.config.latent_channels
+        c_total, q, p = vae.config.latent_channels, vae.quant_conv, vae.post_quant_conv
         for c in channels:
             m, k = z[:, c].mean() / vae.config.scaling_factor, 1.0 / z[:, c].std()  # in latent units; k scaled
-            q, p = vae.quant_conv, vae.post_quant_conv
             q.weight[c] *= k
             q.bias[c] = (q.bias[c] - m) * k
             q.bias[c_total + c] += 2 * torch.log(k)  # log-variance: std times k
@@ -255,23 +254,21 @@ def main(argv=None) -> None:
                     help="no training: write --init with these latent channels standardised (standardise_latent_"
                          "channels, measured on 32 images drawn with --seed at --height x --width)")
     a = ap.parse_args(argv)
+    from ..training.train import load_vae
+
     if a.standardise is not None:
         if not a.init:
             ap.error("--standardise needs --init (the VAE to reparametrise)")
-        from ..training.train import load_vae
-
         x = image_batch(np.random.default_rng(a.seed), 32, a.height, a.width, None)
         standardise_latent_channels(load_vae(a.init).eval(), x, a.standardise).save_pretrained(a.out_dir)
         return
     if a.init and a.norm_groups is not None:
         ap.error("--norm-groups configures a fresh VAE; --init continues one with its own")
-    from ..training.train import load_vae
-
-    init = load_vae(a.init) if a.init else None
-    if a.norm_groups is not None:
+    init = None
+    if a.init:
+        init = load_vae(a.init)
+    elif a.norm_groups is not None or a.anchor_to:  # train() anchors only a given init
         init = fresh_vae(a.norm_groups, a.seed if a.init_seed is None else a.init_seed)
-    if a.anchor_to and init is None:
-        init = fresh_vae(None, a.seed if a.init_seed is None else a.init_seed)
     anchor = {"anchor_to": load_vae(a.anchor_to), "anchor_weight": a.anchor_weight,
               "anchor_channels": tuple(a.anchor_channels)} if a.anchor_to else {}
     report = train(a.out_dir, steps=a.steps, batch=a.batch, seed=a.seed, device=a.device, workers=a.workers,
