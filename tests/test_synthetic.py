@@ -405,3 +405,42 @@ def test_train_vae_command_builds_the_colour_recipe(tmp_path):
     std = AutoencoderKL.from_pretrained(tmp_path / "std")
     assert not torch.equal(std.quant_conv.bias, cont.quant_conv.bias)
     assert torch.equal(std.quant_conv.weight[[0, 1, 3]], cont.quant_conv.weight[[0, 1, 3]])
+
+
+def test_lineage_appends_a_continuation_from_the_runs_themselves(tmp_path):
+    """Two real (tiny) runs, a constant-rate one with the warp query/key split and a cooldown: the entry holds
+    each run's recipe as its config.yaml has it and its last logged step, the earlier lineage is kept, a
+    benchmark.json's `training` record is what grows, and an existing entry is never overwritten."""
+    from stableviton.synthetic.lineage import main as lineage
+    from stableviton.training.config import load_config
+    from stableviton.training.train import train
+
+    data = write_dataset(tmp_path / "data", 2, 2, height=64, width=48)
+    common = [f"data.root={data}", "model.pretrained=tiny", "data.height=64", "data.width=48", "data.num_workers=0",
+              "train.batch_size=2", "log.sample_every=0", "log.tensorboard=false", "log.every=1",
+              "train.learning_rate=3e-4"]
+    train(load_config(None, [*common, f"output_dir={tmp_path / 'a'}", "train.max_steps=2",
+                             "train.warp_qk_lr_scale=4", "train.warp_qk_weight_decay=0"]))
+    train(load_config(None, [*common, f"output_dir={tmp_path / 'b'}", "train.max_steps=3", "train.use_atv=true",
+                             "train.lr_schedule=linear", "train.lr_decay_start=1"]))
+    bench = tmp_path / "benchmark.json"
+    bench.write_text(json.dumps({"benchmark": {"pairs": 2}, "shipped": {}, "training": {"session6": {"steps": 9}}}))
+    out = tmp_path / "training.json"
+    lineage([str(bench), str(out), "--entry", "continuation_x", "--run", f"no_atv={tmp_path / 'a'}",
+             "--run", f"atv={tmp_path / 'b'}", "--note", "from=the session-8 exports", "--note", "reproduce=a=b c"])
+    t = json.loads(out.read_text())
+    assert t["session6"] == {"steps": 9} and "benchmark" not in t and "shipped" not in t
+    e = t["continuation_x"]
+    assert e["from"] == "the session-8 exports" and e["reproduce"] == "a=b c"
+    a, b = e["runs"]["no_atv"], e["runs"]["atv"]
+    assert a["steps"] == 2 and b["steps"] == 3 and [r["step"] for r in b["curve"]] == [1, 2, 3]
+    assert a["recipe"]["train.warp_qk_lr_scale"] == 4 and a["recipe"]["train.warp_qk_weight_decay"] == 0
+    assert a["recipe"]["train.learning_rate"] == 3e-4 and "train.max_steps" not in a["recipe"]
+    assert b["recipe"]["train.use_atv"] is True and b["recipe"]["train.max_steps"] == 3
+    assert b["recipe"]["train.lr_decay_start"] == 1 and b["recipe"]["model.pretrained"] == "tiny"
+    lineage([str(out), str(tmp_path / "again.json"), "--entry", "later", "--run", f"atv={tmp_path / 'b'}"])
+    assert set(json.loads((tmp_path / "again.json").read_text())) == {"session6", "continuation_x", "later"}
+    with pytest.raises(ValueError, match="already has an entry"):
+        lineage([str(out), str(tmp_path / "x.json"), "--entry", "continuation_x", "--run", f"a={tmp_path / 'a'}"])
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        lineage([str(out), str(tmp_path / "x.json"), "--entry", "y", "--run", str(tmp_path / "a")])

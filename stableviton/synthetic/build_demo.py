@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from .lineage import run_summary
 from .model import HEIGHT, WIDTH
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -94,14 +95,6 @@ def _wait(*procs: subprocess.Popen) -> None:
     for p in procs:
         if p.wait() != 0:
             raise RuntimeError(f"training failed: {' '.join(map(str, p.args))}")
-
-
-def _summary(run: Path) -> dict:
-    """The loss curve of a training run (its JSONL log), thinned to at most 40 points."""
-    rows = [json.loads(line) for line in (run / "logs" / "train_log.jsonl").read_text().splitlines() if line]
-    keep = rows[:: max(1, len(rows) // 40)] + rows[-1:]
-    return {"steps": rows[-1]["step"], "steps_per_s": round(rows[-1].get("steps_per_s", 0), 2),
-            "curve": [{k: round(v, 5) if isinstance(v, float) else v for k, v in r.items()} for r in keep]}
 
 
 def main(argv=None) -> None:
@@ -201,7 +194,7 @@ def main(argv=None) -> None:
     if a.stage1_steps:
         s1.append(f"train.max_steps={a.stage1_steps}")
     _wait(_train("stage1.yaml", s1, out / "stage1.log"))
-    note("stage1", _summary(out / "stage1"))
+    note("stage1", run_summary(out / "stage1"))
     if a.export:
         pack(out / "stage1" / "final", a.export, "stage1")
 
@@ -210,7 +203,7 @@ def main(argv=None) -> None:
         settle = common + [f"model.pretrained={base}", f"output_dir={out / 'settle'}",
                            f"train.max_steps={a.settle_steps}"]
         _wait(_train("stage2_no_atv.yaml", settle, out / "settle.log"))
-        note("settle", _summary(out / "settle"))
+        note("settle", run_summary(out / "settle"))
         base = out / "settle" / "final"
     s2 = common + [f"model.pretrained={base}"]
     if a.stage2_minutes:
@@ -223,7 +216,7 @@ def main(argv=None) -> None:
              for name, cfg in runs.items()]
     _wait(*procs)  # both at once: a small model leaves the GPU mostly idle
     for name in runs:
-        note(name, _summary(out / name))
+        note(name, run_summary(out / name))
         if a.export:
             pack(out / name / "final", a.export, name)
     note("done", True)

@@ -66,6 +66,12 @@ DEFAULTS: dict = {
         "adam_beta2": 0.999,
         "adam_epsilon": 1.0e-8,
         "weight_decay": 0.01,  # torch AdamW default, as officially
+        # the warp blocks' query/key projections (attn2.to_q/to_k: they alone set how sharp the zero cross-attention
+        # maps are) at learning_rate x warp_qk_lr_scale and this weight decay (null = weight_decay): decay pulls
+        # them towards uniform maps, and a rate multiplier for the newly added modules is the usual transfer recipe
+        # (discriminative fine-tuning, Howard & Ruder 2018); 1.0 / null = the official single group
+        "warp_qk_lr_scale": 1.0,
+        "warp_qk_weight_decay": None,
         "max_grad_norm": None,  # official: no clipping
         # one fused AdamW kernel instead of per-tensor launches (small models on a GPU are launch-bound)
         "fused_optimizer": False,

@@ -197,6 +197,31 @@ class EncodedDataset(torch.utils.data.Dataset):
         return {k: v[index] for k, v in self.tensors.items()}
 
 
+def is_warp_qk(name: str) -> bool:
+    """A warp block's query or key projection (`unet.warp_blocks.N.….attn2.to_q/to_k.weight`)."""
+    return name.startswith("unet.warp_blocks.") and (".attn2.to_q." in name or ".attn2.to_k." in name)
+
+
+def optimizer_groups(model: TrainingModel, t_cfg: dict) -> list[dict]:
+    """AdamW parameter groups: one (official), or two when the warp query/key projections get their own rate
+    multiplier or weight decay (`train.warp_qk_lr_scale`, `train.warp_qk_weight_decay`); each group's
+    `lr_scale` multiplies the scheduled rate. The split depends on the config alone, so a resumed run with the
+    same config loads its optimizer state group for group."""
+    scale, decay = float(t_cfg["warp_qk_lr_scale"]), t_cfg["warp_qk_weight_decay"]
+    if scale <= 0:
+        raise ValueError(f"train.warp_qk_lr_scale must be > 0, not {scale}")
+    named = list(model.trainable_named_parameters())
+    if scale == 1.0 and decay is None:
+        return [{"params": [p for _, p in named], "lr_scale": 1.0}]
+    qk = [p for n, p in named if is_warp_qk(n)]
+    if not qk:
+        raise ValueError("train.warp_qk_lr_scale / warp_qk_weight_decay: this model has no warp query/key projections")
+    rest = [p for n, p in named if not is_warp_qk(n)]
+    return [{"params": rest, "lr_scale": 1.0},
+            {"params": qk, "lr_scale": scale,
+             "weight_decay": t_cfg["weight_decay"] if decay is None else float(decay)}]
+
+
 def learning_rate_at(step: int, t_cfg: dict) -> float:
     """The rate of the optimizer step after `step` earlier ones (see `train.lr_schedule` in the config)."""
     base, kind = float(t_cfg["learning_rate"]), t_cfg["lr_schedule"]
@@ -463,7 +488,7 @@ def train(cfg: dict) -> dict:
     if cast:
         model.cast_frozen(weight_dtype)
     model.to(accelerator.device)
-    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=t_cfg["learning_rate"],
+    optimizer = torch.optim.AdamW(optimizer_groups(model, t_cfg), lr=t_cfg["learning_rate"],
                                   betas=(t_cfg["adam_beta1"], t_cfg["adam_beta2"]), eps=t_cfg["adam_epsilon"],
                                   weight_decay=t_cfg["weight_decay"], fused=t_cfg["fused_optimizer"] or None)
     learning_rate_at(0, t_cfg)  # a bad schedule fails before any encoding work
@@ -534,7 +559,7 @@ def train(cfg: dict) -> dict:
         if t_cfg["max_grad_norm"]:
             accelerator.clip_grad_norm_(params, t_cfg["max_grad_norm"])
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate_at(step, t_cfg)
+            group["lr"] = learning_rate_at(step, t_cfg) * group.get("lr_scale", 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if ema is not None:
