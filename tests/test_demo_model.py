@@ -103,8 +103,11 @@ def test_evaluate_cli_on_a_written_test_split(tiny_packed, tmp_path, capsys):
                    "--json", str(tmp_path / "out.json")])
     (s,) = json.loads((tmp_path / "out.json").read_text()).values()
     assert s["pairs"] == 2 and set(s["blocks"]) == {str(b) for b in range(9)}
-    assert "| 4 | 16x12 |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| 4 | 16x12 |" in out and "| on-garment error |" in out
     assert np.isfinite(s["psnr"]) and 0 < s["blocks"]["4"]["entropy"] <= 1
+    b4 = s["blocks"]["4"]  # the written split's cloth-mask reaches the on-garment scores
+    assert 0 < b4["garment_mass"] < 1 and np.isfinite(b4["garment_error_tokens"] + b4["garment_uniform_error_tokens"])
     # a uniform map's error is a property of the data alone: the same for every block of one size
     assert s["blocks"]["3"]["uniform_error_tokens"] == pytest.approx(s["blocks"]["5"]["uniform_error_tokens"])
 

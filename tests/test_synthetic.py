@@ -92,6 +92,35 @@ def test_correspondence_score_is_zero_for_the_true_map_and_large_for_a_uniform_o
     assert uniform.error_tokens > 2.0 and abs(uniform.entropy - 1.0) < 1e-5
 
 
+def test_on_garment_scores_see_through_an_attention_sink():
+    """Half of every map on one background key (an attention sink) drags the centre off by about half the
+    distance to that key, but leaves the on-garment centre where it was; the weight on the garment says 0.5."""
+    import torch
+
+    from stableviton.synthetic.benchmark import garment_keys, score_maps, token_targets
+
+    s = render_pair(H, W, np.random.default_rng(11), "tshirt", "blocks")
+    qhw = khw = (16, 12)
+    keys = garment_keys(s.garment_mask, khw)
+    assert 0.15 < keys.mean() < 0.7 and not keys[0, 0]  # a flat lay on white: the corner is background
+    target, valid = token_targets(s.correspondence, qhw, khw)
+    probs = torch.zeros(192, 192)
+    rows, cols = np.clip(np.rint(target[..., 0]), 0, 15).astype(int), np.clip(np.rint(target[..., 1]), 0, 11).astype(int)
+    probs[torch.arange(192), torch.from_numpy((rows * 12 + cols).ravel())] = 1.0
+    snapped = np.linalg.norm(np.stack([rows, cols], -1) - target, axis=-1)[valid].mean()  # rounding to a key
+    assert keys.ravel()[(rows * 12 + cols).ravel()[valid.ravel()]].mean() > 0.95  # the true keys are garment keys
+    clean = score_maps(probs, s.correspondence, qhw, khw, s.garment_mask)
+    sunk = 0.5 * probs
+    sunk[:, 0] += 0.5
+    dirty = score_maps(sunk, s.correspondence, qhw, khw, s.garment_mask)
+    assert clean.garment_mass > 0.95 and abs(dirty.garment_mass - 0.5 * clean.garment_mass) < 1e-5
+    assert clean.error_tokens == pytest.approx(snapped, abs=0.05) and dirty.error_tokens > clean.error_tokens + 2
+    assert dirty.garment_error_tokens == pytest.approx(clean.garment_error_tokens, abs=1e-5)
+    assert np.isnan(score_maps(probs, s.correspondence, qhw, khw).garment_mass)  # needs the mask
+    uniform = score_maps(torch.full((192, 192), 1 / 192), s.correspondence, qhw, khw, s.garment_mask)
+    assert uniform.garment_mass == pytest.approx(keys.mean(), abs=1e-5) and uniform.garment_error_tokens > 1.5
+
+
 def test_small_vae_training_reduces_the_loss_and_saves_a_loadable_model(tmp_path):
     import torch
     from diffusers import AutoencoderKL

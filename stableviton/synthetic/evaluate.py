@@ -79,6 +79,7 @@ class HeldOut:
     garment: np.ndarray
     person: np.ndarray  # ground truth
     correspondence: np.ndarray  # HxWx2 garment (x, y) per person pixel, NaN off the garment
+    garment_mask: np.ndarray | None = None  # the garment image's mask (255 = garment), for the on-garment scores
 
 
 def read_test_split(data_root: str | Path, pairs: int = 16) -> list[HeldOut]:
@@ -91,13 +92,15 @@ def read_test_split(data_root: str | Path, pairs: int = 16) -> list[HeldOut]:
         out.append(HeldOut(name, _load(folder, "agnostic-v3.2", name), _load(folder, "agnostic-mask", f"{stem}_mask.png"),
                            _load(folder, "image-densepose", name), _load(folder, "cloth", name),
                            _load(folder, "image", name),
-                           np.load(folder / "correspondence" / f"{stem}.npz")["xy"].astype(np.float32)))
+                           np.load(folder / "correspondence" / f"{stem}.npz")["xy"].astype(np.float32),
+                           _load(folder, "cloth-mask", name)))
     return out
 
 
 def from_sample(name: str, s) -> HeldOut:
     """A generator `Sample` rendered in memory (no JPEG round trip)."""
-    return HeldOut(name, s.agnostic, s.agnostic_mask, s.densepose, s.garment, s.person, s.correspondence)
+    return HeldOut(name, s.agnostic, s.agnostic_mask, s.densepose, s.garment, s.person, s.correspondence,
+                   s.garment_mask)
 
 
 def evaluate(pipe, pairs: list[HeldOut], steps: int = 25, blocks=tuple(range(9)), seed: int = 0,
@@ -117,9 +120,12 @@ def evaluate(pipe, pairs: list[HeldOut], steps: int = 25, blocks=tuple(range(9))
         for b in blocks:
             qhw, khw = store.sizes[b]
             probs = store.maps[b][last][0]
-            s = score_maps(probs, pair.correspondence, qhw, khw)
-            uniform = score_maps(torch.full_like(probs, 1.0 / probs.shape[-1]), pair.correspondence, qhw, khw)
+            s = score_maps(probs, pair.correspondence, qhw, khw, pair.garment_mask)
+            uniform = score_maps(torch.full_like(probs, 1.0 / probs.shape[-1]), pair.correspondence, qhw, khw,
+                                 pair.garment_mask)
             per_block[b] = {**asdict(s), "uniform_error_tokens": uniform.error_tokens, "size": f"{qhw[0]}x{qhw[1]}"}
+            if pair.garment_mask is not None:  # a uniform map restricted to the garment: uniform on its keys
+                per_block[b]["garment_uniform_error_tokens"] = uniform.garment_error_tokens
         results.append(PairResult(pair.name, psnr, ssim_value, mean_colour_error(generated, pair.person, pair.mask),
                                   per_block))
     return results
@@ -136,18 +142,26 @@ def summarise(results: list[PairResult]) -> dict:
         summary["blocks"][b] = {
             "size": results[0].blocks[b]["size"],
             **{key: float(np.average([x[key] for x in rows], weights=weights))
-               for key in ("error_tokens", "uniform_error_tokens", "entropy")},
+               for key in ("error_tokens", "uniform_error_tokens", "entropy", "garment_mass", "garment_error_tokens",
+                           "garment_uniform_error_tokens") if key in rows[0]},
         }
     return summary
 
 
 def table(name: str, summary: dict) -> str:
+    on_garment = all("garment_error_tokens" in s for s in summary["blocks"].values())
+    head = "| warp block | maps | correspondence error (tokens) | uniform-map error | entropy |"
+    if on_garment:
+        head += " weight on garment | on-garment error | uniform on garment |"
     lines = [f"### {name}: {summary['pairs']} held-out pairs, masked PSNR {summary['psnr']:.2f} dB, "
-             f"SSIM {summary['ssim']:.3f}, colour error {summary.get('colour_error', float('nan')):.1f} (delta E)", "", "| warp block | maps | correspondence error (tokens) | uniform-map error | entropy |",
-             "|---|---|---|---|---|"]
+             f"SSIM {summary['ssim']:.3f}, colour error {summary.get('colour_error', float('nan')):.1f} (delta E)", "",
+             head, "|---" * (head.count("|") - 1) + "|"]
     for b, s in summary["blocks"].items():
-        lines.append(f"| {b} | {s['size']} | {s['error_tokens']:.2f} | {s['uniform_error_tokens']:.2f} | "
-                     f"{s['entropy']:.3f} |")
+        row = f"| {b} | {s['size']} | {s['error_tokens']:.2f} | {s['uniform_error_tokens']:.2f} | {s['entropy']:.3f} |"
+        if on_garment:
+            row += (f" {s['garment_mass']:.2f} | {s['garment_error_tokens']:.2f} | "
+                    f"{s['garment_uniform_error_tokens']:.2f} |")
+        lines.append(row)
     return "\n".join(lines)
 
 
