@@ -18,8 +18,8 @@ import argparse
 import numpy as np
 import torch
 
-from stableviton.attention import AttentionStore, attention_centres
-from stableviton.synthetic.benchmark import garment_keys, score_maps, token_targets
+from stableviton.attention import AttentionStore
+from stableviton.synthetic.benchmark import garment_keys, restricted_centres, score_maps, token_targets
 from stableviton.synthetic.evaluate import load_model, read_test_split
 
 
@@ -36,8 +36,7 @@ def sink_numbers(pipe, pairs, block: int, steps: int = 25) -> dict:
         target, valid = token_targets(p.correspondence, qhw, khw)
         v = torch.from_numpy(valid.reshape(-1))
         t = torch.from_numpy(target.reshape(-1, 2)[valid.reshape(-1)]).float()
-        background = probs[v] * torch.from_numpy(~garment_keys(p.garment_mask, khw).reshape(-1)).float()
-        c = attention_centres((background / background.sum(-1, keepdim=True).clamp_min(1e-12))[None], khw)[0]
+        _, c = restricted_centres(probs[v], torch.from_numpy(~garment_keys(p.garment_mask, khw).reshape(-1)), khw)
         tc, cc = t - t.mean(0), c - c.mean(0)
         rows.append([score.error_tokens, score.garment_mass, score.garment_error_tokens,
                      float((c - t).norm(dim=-1).mean()), float((tc * cc).sum() / (tc * tc).sum())])

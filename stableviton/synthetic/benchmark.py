@@ -50,6 +50,15 @@ def garment_keys(garment_mask: np.ndarray, key_hw: tuple[int, int]) -> np.ndarra
     return m.reshape(kh, m.shape[0] // kh, kw, m.shape[1] // kw).mean(axis=(1, 3)) >= 0.5
 
 
+def restricted_centres(probs: torch.Tensor, keys: torch.Tensor,
+                       key_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each map's weight on `keys` (a boolean (kh*kw,) mask), (queries, 1), and the centre of the map restricted to
+    them and renormalised, (queries, 2) in key-grid units."""
+    on = probs * keys.to(probs.dtype)
+    mass = on.sum(-1, keepdim=True)
+    return mass, attention_centres((on / mass.clamp_min(1e-12))[None], tuple(key_hw))[0]
+
+
 @dataclass
 class CorrespondenceScore:
     error_tokens: float  # mean distance between attention centre and ground truth, in garment tokens
@@ -76,10 +85,8 @@ def score_maps(probs: torch.Tensor | np.ndarray, correspondence: np.ndarray, que
         keys = torch.from_numpy(garment_keys(garment_mask, tuple(key_hw)).reshape(-1))
         if not keys.any():
             raise ValueError("the garment mask covers no key token")
-        on = p * keys.to(p.dtype)
-        mass = on.sum(-1, keepdim=True)
-        restricted = attention_centres((on / mass.clamp_min(1e-12))[None], tuple(key_hw))[0].numpy()
-        g_err = np.linalg.norm(restricted.reshape(*query_hw, 2) - target, axis=-1)[valid]
+        mass, restricted = restricted_centres(p, keys, key_hw)
+        g_err = np.linalg.norm(restricted.numpy().reshape(*query_hw, 2) - target, axis=-1)[valid]
         score.garment_mass = float(mass.numpy().reshape(query_hw)[valid].mean())
         score.garment_error_tokens = float(g_err.mean())
     return score
