@@ -439,7 +439,8 @@ def test_train_vae_command_builds_the_colour_recipe(tmp_path):
 def test_lineage_appends_a_continuation_from_the_runs_themselves(tmp_path):
     """Two real (tiny) runs, a constant-rate one with the warp query/key split and a cooldown: the entry holds
     each run's recipe as its config.yaml has it and its last logged step, the earlier lineage is kept, a
-    benchmark.json's `training` record is what grows, and an existing entry is never overwritten."""
+    benchmark.json's `training` record is what grows (one without it starts an empty lineage, not a copy of the
+    benchmark), and an existing entry is never overwritten."""
     from stableviton.synthetic.lineage import main as lineage
     from stableviton.training.config import load_config
     from stableviton.training.train import train
@@ -471,5 +472,9 @@ def test_lineage_appends_a_continuation_from_the_runs_themselves(tmp_path):
     assert set(json.loads((tmp_path / "again.json").read_text())) == {"session6", "continuation_x", "later"}
     with pytest.raises(ValueError, match="already has an entry"):
         lineage([str(out), str(tmp_path / "x.json"), "--entry", "continuation_x", "--run", f"a={tmp_path / 'a'}"])
+    bare = tmp_path / "bare.json"  # a benchmark.json with no lineage yet: the new entry is the whole lineage
+    bare.write_text(json.dumps({"benchmark": {"pairs": 2}, "shipped": {}}))
+    lineage([str(bare), str(tmp_path / "fresh.json"), "--entry", "first", "--run", f"atv={tmp_path / 'b'}"])
+    assert set(json.loads((tmp_path / "fresh.json").read_text())) == {"first"}
     with pytest.raises(SystemExit, match="NAME=VALUE"):
         lineage([str(out), str(tmp_path / "x.json"), "--entry", "y", "--run", str(tmp_path / "a")])

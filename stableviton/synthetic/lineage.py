@@ -85,7 +85,8 @@ def main(argv=None) -> None:
     ap.add_argument("--note", action="append", default=[], metavar="KEY=TEXT", help="free text: from, reproduce, ...")
     a = ap.parse_args(argv)
     base = json.loads(Path(a.base).read_text())
-    training = base.get("training", base) if "benchmark" in base else base
+    # a benchmark.json without a `training` record starts a lineage; it never becomes one itself
+    training = base.get("training", {}) if "benchmark" in base else base
     grown = append_entry(training, a.entry, _pairs(a.run, "--run"), _pairs(a.note, "--note"))
     Path(a.out).write_text(json.dumps(grown, indent=1))
     runs = ", ".join(f"{k} ({v['steps']} steps)" for k, v in grown[a.entry]["runs"].items())
