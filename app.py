@@ -124,7 +124,7 @@ DEMO_DESCRIPTION = (
     "**Synthetic-domain demo model** (no StableVITON checkpoint found). A small StableVITON (10.5 M parameters, "
     "same architecture and code path) trained by this project on a 2-core CPU, on drawn people wearing drawn "
     f"garments, at {demo_model.WIDTH}x{demo_model.HEIGHT}. It tries on the held-out synthetic examples below, "
-    "blurrily and with the colour pulled towards brown: it learned where to look on the garment (warp block 6) "
+    "blurrily and with its colours a little off: it learned where to look on the garment (warp block 6) "
     "sooner than how to draw it. On real photos "
     "its output is out of its domain: for those add the released VITON-HD checkpoint (see *How to add the released "
     "checkpoint*).")
@@ -162,7 +162,8 @@ def load_model(weights: str | None, tiny: bool, device: str | None = None, demo:
             pipe.set_progress_bar_config(disable=True)
             return pipe, ModelInfo("demo", DEMO_DESCRIPTION, weights_help=str(e),
                                    size=(demo_model.HEIGHT, demo_model.WIDTH), blocks=demo_model.BLOCKS,
-                                   default_block=demo_model.ATV_BLOCK, call_extras=dict(demo_model.CALL_EXTRAS))
+                                   default_block=demo_model.ATV_BLOCK, guidance=demo_model.GUIDANCE,
+                                   call_extras=dict(demo_model.CALL_EXTRAS))
         return None, ModelInfo("none", "No StableVITON weights found: preprocessing works, try-on is off.",
                                weights_help=str(e))
 
@@ -379,11 +380,14 @@ class Studio:
 
     # -- step 2 ---------------------------------------------------------------------------------------------
     def try_on(self, person: PersonInputs, garment: GarmentInputs, mask: np.ndarray | None,
-               steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER, guidance: float = 1.0, seed: int | None = None, repaint: bool = False,
+               steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER, guidance: float | None = None,
+               seed: int | None = None, repaint: bool = False,
                samples: int = 1, report: Callable[[str, float], None] | None = None,
                preview: Callable[[np.ndarray], None] | None = None) -> dict:
+        """`guidance` None: the loaded model's own default (`ModelInfo.guidance`), as the page's slider starts."""
         if self.pipe is None:
             raise MissingWeightsError(self.info.weights_help or how_to_get_weights())
+        guidance = self.info.guidance if guidance is None else guidance
         steps, sampler, guidance, seed, samples = check_settings(steps, sampler, guidance, seed, samples)
         if seed is None:
             seed = random.randrange(2**31)
@@ -414,7 +418,7 @@ class Studio:
                   query_mask=viz.query_mask(person.agnostic_mask, qhw))
         return {"run": run, "full": full, "canvases": canvases, "seed": seed, "seconds": seconds,
                 "person": person, "mask_added": added, "mask_removed": removed, "steps": steps,
-                "model_calls": run.total_steps, "sampler": sampler, "samples": samples}
+                "model_calls": run.total_steps, "sampler": sampler, "guidance": guidance, "samples": samples}
 
     def save_png(self, image, stem: str) -> str:
         d = Path(tempfile.mkdtemp(dir=self.out))
@@ -452,8 +456,9 @@ class Studio:
         return resampled, coords, legend, viz.sharpness(probs, (kh, kw), run.query_mask)
 
     # -- stateless API --------------------------------------------------------------------------------------
-    def api_tryon(self, person_src, garment_src, steps=DEFAULT_STEPS, seed=-1, sampler=DEFAULT_SAMPLER, guidance=1.0, repaint=True,
-                  mask=None, return_attention=False, report=None) -> tuple[str, str | None, dict]:
+    def api_tryon(self, person_src, garment_src, steps=DEFAULT_STEPS, seed=-1, sampler=DEFAULT_SAMPLER, guidance=None,
+                  repaint=True, mask=None, return_attention=False, report=None) -> tuple[str, str | None, dict]:
+        guidance = self.info.guidance if guidance is None else guidance
         check_settings(steps, sampler, guidance, seed, 1)  # a bad setting fails before the photos are prepared
         person, garment = self.prepare(person_src, garment_src, report)
         m = None
@@ -466,7 +471,8 @@ class Studio:
         if return_attention:
             d = Path(tempfile.mkdtemp(dir=self.out))
             att = str(out["run"].npz(d / "attention.npz"))
-        info = {"seed": out["seed"], "steps": out["steps"], "sampler": sampler, "seconds": round(out["seconds"], 3),
+        info = {"seed": out["seed"], "steps": out["steps"], "sampler": sampler, "guidance": out["guidance"],
+                "seconds": round(out["seconds"], 3),
                 "size": list(out["full"][0].size), "framing_box": list(person.framing.box),
                 "model": self.info.mode, "warnings": person.warnings + garment.warnings}
         return image, att, info

@@ -401,6 +401,6 @@ def test_the_readme_client_example_runs_as_written(demo_server, tmp_path, monkey
     scope: dict = {}
     exec(compile(code.replace("http://127.0.0.1:7860/", demo_server), "README.md", "exec"), scope)  # noqa: S102
     info, image = scope["info"], scope["image"]
-    assert info["seed"] == 42 and info["steps"] == 30 and info["sampler"] == "plms"
+    assert info["seed"] == 42 and info["steps"] == 30 and info["sampler"] == "plms" and info["guidance"] == 1.0
     assert Image.open(image).size == Image.open(tmp_path / "me.jpg").size  # pasted back at the photo's size
     assert scope["attention_npz"] is None  # return_attention False in the example
