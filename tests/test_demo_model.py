@@ -114,6 +114,24 @@ def test_evaluate_cli_on_a_written_test_split(tiny_packed, tmp_path, capsys):
     assert s["blocks"]["3"]["uniform_error_tokens"] == pytest.approx(s["blocks"]["5"]["uniform_error_tokens"])
 
 
+def test_demo_benchmark_cli_writes_a_row_per_sampling_setting(tiny_packed, tmp_path):
+    """`python -m stableviton.synthetic.demo` writes, per model, the plain, blended and app rows (and the shipped
+    model's regression rows) that the shipped-weight tests read, each from its own settings."""
+    import shutil
+
+    folder = tmp_path / "packed"
+    shutil.copytree(tiny_packed[1], folder)
+    data = write_dataset(tmp_path / "data", 0, 2)
+    demo.main(["--data", str(data), "--folder", str(folder), "--pairs", "2", "--steps", "2",
+               "--control", f"{folder}:{demo.NAME}"])
+    report = json.loads((folder / "benchmark.json").read_text())
+    rows = [f"{name}{suffix}" for name in ("shipped", "regression", demo.NAME) for suffix in ("", "_blended", "_app")]
+    assert set(report) == {"benchmark", *rows} and report["benchmark"]["pairs"] == 2
+    assert report["shipped"] == report[demo.NAME] and report["shipped_app"] == report[f"{demo.NAME}_app"]
+    psnr = {s: report[f"shipped{s}"]["psnr"] for s in ("", "_blended", "_app")}
+    assert len(set(psnr.values())) == 3, psnr  # each row sampled with its own settings
+
+
 # -- the shipped, trained weights ---------------------------------------------------------------------------
 shipped = pytest.mark.skipif(not demo.available(demo.DEMO_DIR),
                              reason=f"no trained demo weights in {demo.DEMO_DIR}")
@@ -159,9 +177,9 @@ def test_shipped_model_with_other_sampling_settings(shipped_pipe, summary, key, 
     """`blend_latents`, and the app's settings (blended, guidance 1.5), on the same pairs come out as reported
     (session-9 weights, these 4 pairs: plain 19.92 dB / colour error 12.42, blended 19.66 / 12.44, the app's 19.52 /
     13.93; on the benchmark's 64 the app's settings get the colour closest, 10.1 vs 11.3 blended and 12.2 plain, so a
-    4-pair mean is not where they are chosen). Fixed seeds, fp32 on fp16 weights: with AVX-512, AVX2 and SSE kernels (ATen, MKL, oneDNN
-    limited) the numbers agree to 1e-5 dB and 1e-4 delta E (measured on the session-9 weights); the margins (0.3 dB,
-    1.0 delta E) leave room for other torch versions."""
+    4-pair mean is not where they are chosen). Fixed seeds, fp32 on fp16 weights: with AVX-512, AVX2 and SSE kernels
+    (ATen, MKL, oneDNN limited) the numbers agree to 1e-5 dB and 1e-4 delta E (measured on the session-9 weights);
+    the margins (0.3 dB, 1.0 delta E) leave room for other torch versions."""
     got = demo.regression_summary(shipped_pipe, **settings)
     reported = demo.report(demo.DEMO_DIR)[key]
     assert got["psnr"] > reported["psnr"] - 0.3 and got["colour_error"] < reported["colour_error"] + 1.0, \

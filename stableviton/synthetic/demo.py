@@ -49,6 +49,10 @@ CALL_EXTRAS: dict = dict(BLENDED)  # the app's extra pipeline arguments for the 
 # SIFT-VTON authors use on their model.
 GUIDANCE = 1.5
 APP_SETTINGS = {**CALL_EXTRAS, "guidance_scale": GUIDANCE}  # how the app samples the demo model
+# benchmark.json's rows per model: `{name}{suffix}` (and `regression{suffix}` for the shipped one); the app's own
+# row only where its settings differ from the others
+ROW_SETTINGS = {"": {}, "_blended": BLENDED,
+                **({"_app": APP_SETTINGS} if APP_SETTINGS not in ({}, BLENDED) else {})}
 
 
 def demo_dir() -> Path:
@@ -159,19 +163,12 @@ def main(argv=None) -> None:
     for name, spec in [("shipped", f"{a.folder}:{NAME}"), *((c.rpartition(":")[2], c) for c in a.control)]:
         pipe = load_model(spec)
         pipe.set_progress_bar_config(disable=True)
-        report[name] = summarise(evaluate(pipe, pairs, a.steps))
-        report[f"{name}_blended"] = summarise(evaluate(pipe, pairs, a.steps, **BLENDED))
-        keys = [name, f"{name}_blended"]
-        if APP_SETTINGS != BLENDED:
-            report[f"{name}_app"] = summarise(evaluate(pipe, pairs, a.steps, **APP_SETTINGS))
-            keys.append(f"{name}_app")
-        for key in keys:
-            print(table(key, report[key]), flush=True)
+        for suffix, settings in ROW_SETTINGS.items():
+            report[name + suffix] = summarise(evaluate(pipe, pairs, a.steps, **settings))
+            print(table(name + suffix, report[name + suffix]), flush=True)
         if name == "shipped":
-            report["regression"] = regression_summary(pipe)
-            report["regression_blended"] = regression_summary(pipe, **BLENDED)
-            if APP_SETTINGS != BLENDED:
-                report["regression_app"] = regression_summary(pipe, **APP_SETTINGS)
+            for suffix, settings in ROW_SETTINGS.items():
+                report["regression" + suffix] = regression_summary(pipe, **settings)
     if a.training:
         report["training"] = json.loads(Path(a.training).read_text())
     (Path(a.folder) / "benchmark.json").write_text(json.dumps(report, indent=1))
