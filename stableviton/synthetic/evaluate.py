@@ -82,13 +82,19 @@ class HeldOut:
     garment_mask: np.ndarray | None = None  # the garment image's mask (255 = garment), for the on-garment scores
 
 
-def read_test_split(data_root: str | Path, pairs: int = 16) -> list[HeldOut]:
-    """The test split written by `write_dataset` (the person with their own garment)."""
-    folder = Path(data_root) / "test"
+def read_test_split(data_root: str | Path, pairs: int = 16, split: str = "test") -> list[HeldOut]:
+    """A split written by `write_dataset` (the person with their own garment): the held-out test split, or
+    `split="train"` to compare a model on the pairs it trained on (written with their correspondence)."""
+    folder = Path(data_root) / split
     names = sorted(p.name for p in (folder / "image").glob("*.jpg"))[:pairs]
+    if not names:
+        raise FileNotFoundError(f"no {split} pairs in {folder}")
     out = []
     for name in names:
         stem = name.rsplit(".", 1)[0]
+        if not (folder / "correspondence" / f"{stem}.npz").is_file():
+            raise FileNotFoundError(f"{folder} has no correspondence for {stem} (a train split written with "
+                                    "--no-train-correspondence)")
         out.append(HeldOut(name, _load(folder, "agnostic-v3.2", name), _load(folder, "agnostic-mask", f"{stem}_mask.png"),
                            _load(folder, "image-densepose", name), _load(folder, "cloth", name),
                            _load(folder, "image", name),
@@ -103,17 +109,23 @@ def from_sample(name: str, s) -> HeldOut:
                    s.garment_mask)
 
 
+def sample_with_maps(pipe, pair: HeldOut, steps: int, blocks, seed: int, keep_steps=None,
+                     **call_kwargs) -> tuple[np.ndarray, AttentionStore]:
+    """One pair sampled from pure noise (uint8 result) with its warp blocks' maps at `keep_steps` (None = all)."""
+    h, w = pair.mask.shape
+    store = AttentionStore(blocks=blocks, steps=keep_steps)
+    out = pipe(pair.agnostic, pair.mask, pair.densepose, pair.garment, height=h, width=w,
+               num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
+               attention_store=store, output_type="pil", **call_kwargs)
+    return np.asarray(out.images[0]), store
+
+
 def evaluate(pipe, pairs: list[HeldOut], steps: int = 25, blocks=tuple(range(9)), seed: int = 0,
              **call_kwargs) -> list[PairResult]:
     """`call_kwargs` go to the pipeline call (e.g. `blend_latents=True`, the demo app's setting)."""
     results = []
     for i, pair in enumerate(pairs):
-        h, w = pair.mask.shape
-        store = AttentionStore(blocks=blocks)
-        out = pipe(pair.agnostic, pair.mask, pair.densepose, pair.garment, height=h, width=w,
-                   num_inference_steps=steps, generator=torch.Generator().manual_seed(seed + i),
-                   attention_store=store, output_type="pil", **call_kwargs)
-        generated = np.asarray(out.images[0])
+        generated, store = sample_with_maps(pipe, pair, steps, blocks, seed + i, **call_kwargs)
         psnr, ssim_value = masked_quality(generated, pair.person, pair.mask)
         last = max(store.timesteps)
         per_block = {}
@@ -126,6 +138,9 @@ def evaluate(pipe, pairs: list[HeldOut], steps: int = 25, blocks=tuple(range(9))
             per_block[b] = {**asdict(s), "uniform_error_tokens": uniform.error_tokens, "size": f"{qhw[0]}x{qhw[1]}"}
             if pair.garment_mask is not None:  # a uniform map restricted to the garment: uniform on its keys
                 per_block[b]["garment_uniform_error_tokens"] = uniform.garment_error_tokens
+                # a uniform map's weight on the garment = the garment's share of the keys: weight on garment above
+                # it means the maps prefer the garment, below it the background is a sink
+                per_block[b]["garment_key_share"] = uniform.garment_mass
         results.append(PairResult(pair.name, psnr, ssim_value, mean_colour_error(generated, pair.person, pair.mask),
                                   per_block))
     return results
@@ -143,7 +158,7 @@ def summarise(results: list[PairResult]) -> dict:
             "size": results[0].blocks[b]["size"],
             **{key: float(np.average([x[key] for x in rows], weights=weights))
                for key in ("error_tokens", "uniform_error_tokens", "entropy", "garment_mass", "garment_error_tokens",
-                           "garment_uniform_error_tokens") if key in rows[0]},
+                           "garment_uniform_error_tokens", "garment_key_share") if key in rows[0]},
         }
     return summary
 
@@ -152,14 +167,15 @@ def table(name: str, summary: dict) -> str:
     on_garment = all("garment_error_tokens" in s for s in summary["blocks"].values())
     head = "| warp block | maps | correspondence error (tokens) | uniform-map error | entropy |"
     if on_garment:
-        head += " weight on garment | on-garment error | uniform on garment |"
+        head += " weight on garment (keys there) | on-garment error | uniform on garment |"
     lines = [f"### {name}: {summary['pairs']} held-out pairs, masked PSNR {summary['psnr']:.2f} dB, "
              f"SSIM {summary['ssim']:.3f}, colour error {summary.get('colour_error', float('nan')):.1f} (delta E)", "",
              head, "|---" * (head.count("|") - 1) + "|"]
     for b, s in summary["blocks"].items():
         row = f"| {b} | {s['size']} | {s['error_tokens']:.2f} | {s['uniform_error_tokens']:.2f} | {s['entropy']:.3f} |"
         if on_garment:
-            row += (f" {s['garment_mass']:.2f} | {s['garment_error_tokens']:.2f} | "
+            share = f" ({s['garment_key_share']:.2f})" if "garment_key_share" in s else ""
+            row += (f" {s['garment_mass']:.2f}{share} | {s['garment_error_tokens']:.2f} | "
                     f"{s['garment_uniform_error_tokens']:.2f} |")
         lines.append(row)
     return "\n".join(lines)
@@ -188,6 +204,8 @@ def main(argv=None) -> None:
     ap.add_argument("weights", nargs="+", help="model folders or packed FOLDER:NAME (e.g. the ATV and no-ATV runs)")
     ap.add_argument("--data", required=True, help="synthetic dataset root (its test split is used)")
     ap.add_argument("--pairs", type=int, default=16)
+    ap.add_argument("--split", default="test", choices=("test", "train"),
+                    help="train: the pairs the model trained on (does it do better there?)")
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--json", default=None, help="write the summaries here")
     a = ap.parse_args(argv)
@@ -195,7 +213,7 @@ def main(argv=None) -> None:
     for w in a.weights:
         pipe = load_model(w)
         pipe.set_progress_bar_config(disable=True)
-        summaries[w] = summarise(evaluate(pipe, read_test_split(a.data, a.pairs), a.steps))
+        summaries[w] = summarise(evaluate(pipe, read_test_split(a.data, a.pairs, a.split), a.steps))
         print(table(w, summaries[w]), flush=True)
     if a.json:
         Path(a.json).write_text(json.dumps(summaries, indent=1))

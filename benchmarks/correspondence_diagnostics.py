@@ -1,0 +1,119 @@
+"""Why a warp block's maps stop short of the truth: where their weight goes, at which sampling step, for which
+garment, and whether the model does better on the pairs it trained on.
+
+    PYTHONPATH=. python benchmarks/correspondence_diagnostics.py assets/demo_model:no_atv --data outputs/data --pairs 64
+        --split train   the training pairs instead (written with their correspondence: no --no-train-correspondence)
+        --per-step      a row per sampling step instead of the last step only
+        --patterns      pairs rendered in memory per garment pattern (held-out seeds) instead of --data
+
+Columns (block 6 by default, PLMS 25 from pure noise, the maps of the last step; means weighted by garment tokens):
+- centre error and its ratio to a uniform map's: the official-style centre over all keys (issue 15's goal: 0.5x);
+- garment keys: the share of key tokens on the garment, i.e. what a uniform map puts there, against the weight on
+  garment that the model puts there. Above the share, the map prefers the garment; only a weight well below it
+  would make the background an attention sink (Xiao et al., ICLR 2024; Darcet et al., ICLR 2024);
+- on-garment error: the centre of the map restricted to garment keys, and its ratio to uniform-on-garment;
+- background centre error and its slope on the true positions (< 0: the background's centre runs against the
+  targets, which flattens the all-keys centre field, as a total-variation loss on it rewards).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from stableviton.synthetic.benchmark import garment_keys, restricted_centres, score_maps, token_targets
+from stableviton.synthetic.evaluate import HeldOut, from_sample, load_model, read_test_split, sample_with_maps
+
+AVERAGED = ("error_tokens", "uniform_error_tokens", "garment_key_share", "garment_mass", "garment_error_tokens",
+            "garment_uniform_error_tokens", "background_error_tokens", "background_slope")
+
+
+def map_numbers(probs: torch.Tensor, pair: HeldOut, qhw, khw) -> dict:
+    """One pair's (queries, keys) map of one block and step -> the numbers of the columns, plus `tokens`."""
+    probs = probs.float()
+    score = score_maps(probs, pair.correspondence, qhw, khw, pair.garment_mask)
+    uniform = score_maps(torch.full_like(probs, 1.0 / probs.shape[-1]), pair.correspondence, qhw, khw,
+                         pair.garment_mask)
+    keys = torch.from_numpy(garment_keys(pair.garment_mask, khw).reshape(-1))
+    target, valid = token_targets(pair.correspondence, qhw, khw)
+    v = torch.from_numpy(valid.reshape(-1))
+    t = torch.from_numpy(target.reshape(-1, 2)[valid.reshape(-1)]).float()
+    _, c = restricted_centres(probs[v], ~keys, khw)
+    tc, cc = t - t.mean(0), c - c.mean(0)
+    return {"tokens": score.tokens, "error_tokens": score.error_tokens,
+            "uniform_error_tokens": uniform.error_tokens, "garment_key_share": float(keys.float().mean()),
+            "garment_mass": score.garment_mass, "garment_error_tokens": score.garment_error_tokens,
+            "garment_uniform_error_tokens": uniform.garment_error_tokens,
+            "background_error_tokens": float((c - t).norm(dim=-1).mean()),
+            "background_slope": float((tc * cc).sum() / (tc * tc).sum())}
+
+
+def diagnose(pipe, pairs: list[HeldOut], block: int = 6, steps: int = 25, per_step: bool = False,
+             **call_kwargs) -> dict[int, dict]:
+    """{sampling step: the means over the pairs and the errors' ratios to the uniform map's}: the last step only,
+    or every step with `per_step`."""
+    rows: dict[int, list[dict]] = {}
+    for i, pair in enumerate(pairs):
+        _, store = sample_with_maps(pipe, pair, steps, (block,), seed=i, **call_kwargs)
+        qhw, khw = store.sizes[block]
+        kept = sorted(store.maps[block]) if per_step else [max(store.maps[block])]
+        for s in kept:
+            rows.setdefault(s, []).append(map_numbers(store.maps[block][s][0], pair, qhw, khw))
+    out = {}
+    for s, r in rows.items():
+        r = [x for x in r if x["tokens"] > 0]
+        w = [x["tokens"] for x in r]
+        m = {k: float(np.average([x[k] for x in r], weights=w)) for k in AVERAGED}
+        # ratios of the means, as `evaluate.summarise` and issue 15's goal read them
+        out[s] = {**m, "ratio": m["error_tokens"] / m["uniform_error_tokens"],
+                  "garment_ratio": m["garment_error_tokens"] / m["garment_uniform_error_tokens"]}
+    return out
+
+
+def pattern_pairs(count: int, seed: int = 0) -> dict[str, list[HeldOut]]:
+    """`count` held-out pairs per garment pattern at the demo canvas (the test split's seeds, pattern forced)."""
+    from stableviton.synthetic.demo import TEST_SPLIT
+    from stableviton.synthetic.generator import PATTERNS, render_pair
+    from stableviton.synthetic.model import HEIGHT, WIDTH
+
+    return {p: [from_sample(f"{p}_{i}", render_pair(HEIGHT, WIDTH, np.random.default_rng([seed, TEST_SPLIT, i]),
+                                                    pattern=p)) for i in range(count)] for p in PATTERNS}
+
+
+def row(label: str, s: dict) -> str:
+    return (f"| {label} | {s['error_tokens']:.3f} ({s['ratio']:.3f}x) | {s['garment_key_share']:.2f} "
+            f"| {s['garment_mass']:.2f} | {s['garment_error_tokens']:.3f} ({s['garment_ratio']:.3f}x) "
+            f"| {s['background_error_tokens']:.2f} | {s['background_slope']:+.2f} |")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("models", nargs="+", help="pipeline folders, FOLDER:NAME packs or training checkpoints")
+    ap.add_argument("--data", help="synthetic dataset root (not needed with --patterns)")
+    ap.add_argument("--split", default="test", choices=("test", "train"))
+    ap.add_argument("--pairs", type=int, default=16, help="pairs (per pattern with --patterns)")
+    ap.add_argument("--block", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--per-step", action="store_true")
+    ap.add_argument("--patterns", action="store_true")
+    a = ap.parse_args(argv)
+    if not a.patterns and not a.data:
+        ap.error("--data is needed unless --patterns")
+    groups = pattern_pairs(a.pairs) if a.patterns else {a.split: read_test_split(a.data, a.pairs, a.split)}
+    first = "step (t index)" if a.per_step else "pairs"
+    print(f"| model, {first} (block {a.block}) | centre error (/ uniform) | garment keys | weight on garment "
+          "| on-garment error (/ uniform) | background centre error | background slope on targets |")
+    print("|---|---|---|---|---|---|---|")
+    for spec in a.models:
+        pipe = load_model(spec)
+        pipe.set_progress_bar_config(disable=True)
+        for name, pairs in groups.items():
+            for step, s in sorted(diagnose(pipe, pairs, a.block, a.steps, a.per_step).items()):
+                label = f"{spec}, {name} x{len(pairs)}" + (f", step {step}" if a.per_step else "")
+                print(row(label, s), flush=True)
+
+
+if __name__ == "__main__":
+    main()
