@@ -133,6 +133,25 @@ def test_demo_benchmark_cli_writes_a_row_per_sampling_setting(tiny_packed, tmp_p
     assert len(set(psnr.values())) == 3, psnr  # each row sampled with its own settings
 
 
+def test_guidance_validation_benchmark_compares_pair_for_pair(tiny_packed, tmp_path, capsys):
+    """benchmarks/demo_guidance.py: a row per sampler and guidance, each sampled with its guidance, and the paired
+    differences to the first guidance are the differences of the rows' means (same pairs)."""
+    import runpy
+    from pathlib import Path
+
+    data = write_dataset(tmp_path / "data", 0, 3, seed=5)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "demo_guidance.py"
+    runpy.run_path(str(script))["main"](["--data", str(data), "--pairs", "3", "--guidance", "1", "3",
+                                          "--sampler", "ddim:2", "--model", f"{tiny_packed[1]}:{demo.NAME}"])
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ddim")]
+    assert [r[:2] for r in rows] == [["ddim 2", "1"], ["ddim 2", "3"]]
+    psnr, colour = ([float(r[k]) for r in rows] for k in (2, 4))
+    assert psnr[0] != psnr[1]  # the guidance reaches the sampler
+    assert float(rows[1][5].split()[0]) == pytest.approx(psnr[1] - psnr[0], abs=0.011)
+    assert float(rows[1][6].split()[0]) == pytest.approx(colour[1] - colour[0], abs=0.011)
+
+
 # -- the shipped, trained weights ---------------------------------------------------------------------------
 shipped = pytest.mark.skipif(not demo.available(demo.DEMO_DIR),
                              reason=f"no trained demo weights in {demo.DEMO_DIR}")
