@@ -161,7 +161,8 @@ def main(argv=None) -> None:
     report = {"benchmark": {"pairs": len(pairs), "steps": a.steps, "sampler": "plms", "start": "pure noise",
                             "blended": f"the same with {BLENDED} (Blended Latent Diffusion; the app adds "
                                        f"{CALL_EXTRAS or 'nothing'} for the demo model)",
-                            "app": f"the app's settings for the demo model: {APP_SETTINGS}"}}
+                            "app": f"the app's settings for the demo model: {APP_SETTINGS}, with the benchmark's "
+                                   "sampler and steps (the page has its own)"}}
     for name, spec in [("shipped", f"{a.folder}:{NAME}"), *((c.rpartition(":")[2], c) for c in a.control)]:
         pipe = load_model(spec)
         pipe.set_progress_bar_config(disable=True)
