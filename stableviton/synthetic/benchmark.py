@@ -8,7 +8,7 @@ variation loss smooths). Sharpness is the maps' normalised entropy (1 = uniform,
 Given the garment's mask, two more numbers tell where a map's weight goes: the share on garment keys, and the
 error of the centre of the map restricted to them (renormalised). A young model's maps are diffuse (the demo
 model's block 6: normalised entropy 0.80), so much of their weight lies on the flat background around the garment
-(0.44 for the demo model; the background holds 0.70 of the keys, so the maps do prefer the garment: no attention
+(0.44 for the demo model; the background holds 0.69 of the keys, so the maps do prefer the garment: no attention
 sink), and that part pulls every centre towards the background's middle whatever garment part the map looks at;
 the restricted centre measures the garment part alone (`benchmarks/correspondence_diagnostics.py`).
 """
