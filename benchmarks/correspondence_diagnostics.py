@@ -28,7 +28,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from stableviton.synthetic.benchmark import garment_keys, restricted_centres, score_maps, token_targets
+from stableviton.synthetic.benchmark import garment_keys, restricted_centres, score_maps, score_uniform, token_targets
 from stableviton.synthetic.evaluate import HeldOut, from_sample, load_model, read_test_split, sample_with_maps
 
 AVERAGED = ("error_tokens", "uniform_error_tokens", "garment_key_share", "garment_mass", "garment_error_tokens",
@@ -53,8 +53,7 @@ def map_numbers(probs: torch.Tensor, pair: HeldOut, qhw, khw, unshifted: np.ndar
     `unshifted`: the correspondence before a garment shift, for `unshifted_error_tokens`."""
     probs = probs.float()
     score = score_maps(probs, pair.correspondence, qhw, khw, pair.garment_mask)
-    uniform = score_maps(torch.full_like(probs, 1.0 / probs.shape[-1]), pair.correspondence, qhw, khw,
-                         pair.garment_mask)
+    uniform = score_uniform(probs, pair.correspondence, qhw, khw, pair.garment_mask)
     keys = torch.from_numpy(garment_keys(pair.garment_mask, khw).reshape(-1))
     target, valid = token_targets(pair.correspondence, qhw, khw)
     v = torch.from_numpy(valid.reshape(-1))
@@ -97,12 +96,11 @@ def diagnose(pipe, pairs: list[HeldOut], block: int = 6, steps: int = 25, per_st
 
 def pattern_pairs(count: int, seed: int = 0) -> dict[str, list[HeldOut]]:
     """`count` held-out pairs per garment pattern at the demo canvas (the test split's seeds, pattern forced)."""
-    from stableviton.synthetic.demo import TEST_SPLIT
-    from stableviton.synthetic.generator import PATTERNS, render_pair
-    from stableviton.synthetic.model import HEIGHT, WIDTH
+    from stableviton.synthetic.demo import held_out_sample
+    from stableviton.synthetic.generator import PATTERNS
 
-    return {p: [from_sample(f"{p}_{i}", render_pair(HEIGHT, WIDTH, np.random.default_rng([seed, TEST_SPLIT, i]),
-                                                    pattern=p)) for i in range(count)] for p in PATTERNS}
+    return {p: [from_sample(f"{p}_{i}", held_out_sample(i, seed, pattern=p)) for i in range(count)]
+            for p in PATTERNS}
 
 
 def row(label: str, s: dict) -> str:
@@ -123,7 +121,8 @@ def main(argv=None) -> None:
     ap.add_argument("--per-step", action="store_true")
     ap.add_argument("--patterns", action="store_true")
     ap.add_argument("--garment-shift", action="append", default=[], metavar="DX,DY",
-                    help="move the garment image by DX,DY px (repeatable; 0,0 = as drawn)")
+                    help="move the garment image by DX,DY px (repeatable; 0,0 = as drawn; a negative DX as "
+                         "--garment-shift=-16,0)")
     a = ap.parse_args(argv)
     if not a.patterns and not a.data:
         ap.error("--data is needed unless --patterns")

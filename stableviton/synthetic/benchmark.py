@@ -60,6 +60,14 @@ def restricted_centres(probs: torch.Tensor, keys: torch.Tensor,
     return mass, attention_centres((on / mass.clamp_min(1e-12))[None], tuple(key_hw))[0]
 
 
+def score_uniform(probs: torch.Tensor, correspondence: np.ndarray, query_hw, key_hw,
+                  garment_mask: np.ndarray | None = None) -> "CorrespondenceScore":
+    """`score_maps` of a map that looks nowhere in particular, shaped like `probs`: the baseline every error is
+    read against (its garment mass is the garment's share of the keys)."""
+    return score_maps(torch.full_like(torch.as_tensor(probs), 1.0 / probs.shape[-1]), correspondence,
+                      query_hw, key_hw, garment_mask)
+
+
 @dataclass
 class CorrespondenceScore:
     error_tokens: float  # mean distance between attention centre and ground truth, in garment tokens

@@ -79,9 +79,11 @@ def report(folder: str | Path | None = None) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def held_out_sample(index: int, seed: int = 0, height: int = HEIGHT, width: int = WIDTH) -> Sample:
-    """Test pair `index` of `write_dataset(..., seed=seed)` at the demo canvas, rendered in memory."""
-    return render_pair(height, width, np.random.default_rng([seed, TEST_SPLIT, index]))
+def held_out_sample(index: int, seed: int = 0, height: int = HEIGHT, width: int = WIDTH,
+                    pattern: str | None = None) -> Sample:
+    """Test pair `index` of `write_dataset(..., seed=seed)` at the demo canvas, rendered in memory; with `pattern`,
+    the same seed with that garment print forced (another sample, still never trained on)."""
+    return render_pair(height, width, np.random.default_rng([seed, TEST_SPLIT, index]), pattern=pattern)
 
 
 def fingerprint(image: np.ndarray) -> str:

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from ..attention import AttentionStore
-from .benchmark import score_maps
+from .benchmark import score_maps, score_uniform
 
 
 @dataclass
@@ -109,11 +109,11 @@ def from_sample(name: str, s) -> HeldOut:
                    s.garment_mask)
 
 
-def sample_with_maps(pipe, pair: HeldOut, steps: int, blocks, seed: int, keep_steps=None,
+def sample_with_maps(pipe, pair: HeldOut, steps: int, blocks, seed: int,
                      **call_kwargs) -> tuple[np.ndarray, AttentionStore]:
-    """One pair sampled from pure noise (uint8 result) with its warp blocks' maps at `keep_steps` (None = all)."""
+    """One pair sampled from pure noise (uint8 result) with its warp blocks' maps at every step."""
     h, w = pair.mask.shape
-    store = AttentionStore(blocks=blocks, steps=keep_steps)
+    store = AttentionStore(blocks=blocks)
     out = pipe(pair.agnostic, pair.mask, pair.densepose, pair.garment, height=h, width=w,
                num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
                attention_store=store, output_type="pil", **call_kwargs)
@@ -133,8 +133,7 @@ def evaluate(pipe, pairs: list[HeldOut], steps: int = 25, blocks=tuple(range(9))
             qhw, khw = store.sizes[b]
             probs = store.maps[b][last][0]
             s = score_maps(probs, pair.correspondence, qhw, khw, pair.garment_mask)
-            uniform = score_maps(torch.full_like(probs, 1.0 / probs.shape[-1]), pair.correspondence, qhw, khw,
-                                 pair.garment_mask)
+            uniform = score_uniform(probs, pair.correspondence, qhw, khw, pair.garment_mask)
             per_block[b] = {**asdict(s), "uniform_error_tokens": uniform.error_tokens, "size": f"{qhw[0]}x{qhw[1]}"}
             if pair.garment_mask is not None:  # a uniform map restricted to the garment: uniform on its keys
                 per_block[b]["garment_uniform_error_tokens"] = uniform.garment_error_tokens
